@@ -1,0 +1,109 @@
+"""Reads RoboTest's configuration from the environment, once, with clear errors.
+
+The process environment wins over `.env`; an empty value means unset; a malformed value stops
+start-up with an `ImproperlyConfigured` that names the variable, never a silent default.
+"""
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def load_dotenv(path: Path = BASE_DIR / ".env") -> None:
+    """Read `.env` into the environment without overriding what the process already has."""
+    if path.is_file():
+        # read_env uses setdefault: the process environment wins.
+        environ.Env.read_env(str(path))
+
+
+def raw(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def string(name: str, default: str | None = None) -> str | None:
+    value = raw(name)
+    return default if value is None else value
+
+
+def boolean(name: str, default: bool) -> bool:
+    value = raw(name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {value!r}")
+
+
+def number(name: str, default: float, *, minimum: float | None = None, positive: bool = False) -> float:
+    value = raw(name)
+    if value is None:
+        return default
+    try:
+        parsed = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+    if parsed != parsed or parsed in (float("inf"), float("-inf")):
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {value!r}")
+    if positive and parsed <= 0:
+        raise ImproperlyConfigured(f"{name} must be greater than 0, got {value!r}")
+    if minimum is not None and parsed < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value!r}")
+    return parsed
+
+
+def integer(name: str, default: int, *, minimum: int = 1) -> int:
+    value = raw(name)
+    if value is None:
+        return default
+    try:
+        parsed = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from None
+    if parsed < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value!r}")
+    return parsed
+
+
+def string_list(name: str, default: list[str]) -> list[str]:
+    value = raw(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def database(name: str, default: str) -> dict:
+    """Parse DATABASE_URL; a relative SQLite path is relative to the project, not the cwd."""
+    url = string(name, default)
+    try:
+        config = environ.Env.db_url_config(url)
+    except Exception as exc:  # django-environ raises several kinds for a bad URL
+        raise ImproperlyConfigured(f"{name} is not a database URL ({exc}): {url!r}") from None
+    engine = config.get("ENGINE", "")
+    if engine == "django.db.backends.sqlite3":
+        path = Path(config["NAME"])
+        if not path.is_absolute():
+            path = BASE_DIR / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        config["NAME"] = str(path)
+        config["OPTIONS"] = {
+            # One writer (the recorder) beside many readers: WAL, a busy timeout and
+            # IMMEDIATE transactions, or "database is locked" under load.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    elif engine in ("django.db.backends.postgresql",):
+        config.setdefault("OPTIONS", {})
+    else:
+        raise ImproperlyConfigured(f"{name} must be a sqlite:// or postgres:// URL, got {url!r}")
+    return config

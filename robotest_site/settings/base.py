@@ -1,0 +1,148 @@
+"""Settings shared by every mode; every value comes from the environment (see `.env.example`)."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from robotest_site import config
+from robotest_site.config import BASE_DIR
+
+config.load_dotenv()
+
+# --- The seed's names, meanings and defaults -------------------------------------------------
+PROJECT_NAME = config.string("PROJECT_NAME", "Robotic Testing System")
+VERSION = config.string("VERSION", "1.0.0")
+DEBUG = config.boolean("DEBUG", False)
+HOST = config.string("HOST", "0.0.0.0")
+PORT = config.integer("PORT", 8000, minimum=1)
+FORCE_SENSOR_HZ = config.number("FORCE_SENSOR_HZ", 10.0, positive=True)
+MOTOR_SENSOR_HZ = config.number("MOTOR_SENSOR_HZ", 5.0, positive=True)
+CAMERA_SENSOR_HZ = config.number("CAMERA_SENSOR_HZ", 1.0, positive=True)
+FORCE_THRESHOLD_HIGH = config.number("FORCE_THRESHOLD_HIGH", 80.0)
+MOTOR_THRESHOLD = config.number("MOTOR_THRESHOLD", 55.0, minimum=0)
+MAX_DATA_POINTS = config.integer("MAX_DATA_POINTS", 10000, minimum=1)
+DATA_EXPORT_PATH = config.string("DATA_EXPORT_PATH", "./data/exports/")
+ALLOWED_HOSTS = config.string_list("ALLOWED_HOSTS", ["*"])
+
+# --- Added by RoboTest ---------------------------------------------------------------------
+SECRET_KEY = config.string("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required when DEBUG=False: set it in the environment or .env "
+            "(`make run` keeps a generated one in data/secret_key)"
+        )
+    SECRET_KEY = "insecure-debug-only-key"
+
+DATABASES = {"default": config.database("DATABASE_URL", "sqlite:///data/robotest.sqlite3")}
+REDIS_URL = config.string("REDIS_URL")
+CSRF_TRUSTED_ORIGINS = config.string_list("CSRF_TRUSTED_ORIGINS", [])
+ROBOTEST_ADMIN_PASSWORD = config.string("ROBOTEST_ADMIN_PASSWORD")
+ROBOTEST_PUBLIC_READ = config.boolean("ROBOTEST_PUBLIC_READ", False)
+# Makes the simulators reproducible: the same seed gives the same signals.
+ROBOTEST_SIMULATOR_SEED = config.raw("ROBOTEST_SIMULATOR_SEED")
+if ROBOTEST_SIMULATOR_SEED is not None:
+    ROBOTEST_SIMULATOR_SEED = config.integer("ROBOTEST_SIMULATOR_SEED", 0, minimum=0)
+# A worker whose heartbeat is older than this is considered gone.
+ROBOTEST_HEARTBEAT_TIMEOUT = config.number("ROBOTEST_HEARTBEAT_TIMEOUT", 5.0, positive=True)
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                # The live feed is lossy by design (the database is the record): a bounded
+                # channel, and messages older than the expiry are not worth delivering.
+                "capacity": 1000,
+                "expiry": 10,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Django --------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "sensors",
+    "sessions.apps.RecordingConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "robotest_site.urls"
+ASGI_APPLICATION = "robotest_site.asgi.application"
+WSGI_APPLICATION = "robotest_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LOGIN_URL = "/admin/login/"
+
+# No trailing-slash redirects: the seed's paths have none, and a redirected POST loses its body.
+APPEND_SLASH = False
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["robotest_site.permissions.ReadPublicOrAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "EXCEPTION_HANDLER": "robotest_site.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+}

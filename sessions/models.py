@@ -1,0 +1,116 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class RecordingSession(models.Model):
+    """One recording of one rig, with the rule snapshot it started with and its verdict."""
+
+    class Status(models.TextChoices):
+        RECORDING = "recording"
+        COMPLETED = "completed"
+        ABORTED = "aborted"
+
+    class Verdict(models.TextChoices):
+        PASS = "pass"
+        WARNING = "warning"
+        FAIL = "fail"
+        ERROR = "error"
+
+    rig = models.ForeignKey("sensors.Rig", on_delete=models.PROTECT, related_name="sessions")
+    name = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECORDING)
+    started_at = models.DateTimeField()
+    # Set by stop: the recorder stores every reading up to this instant, then completes the session.
+    stop_requested_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    # The rule set in force when the session started (see sensors.rules.snapshot).
+    rules = models.JSONField(default=list)
+    # Sensor rates in force when it started: {sensor name: Hz}.
+    rates = models.JSONField(default=dict)
+    # Also the session's sequence counter: the pipeline takes positions from it under a row lock.
+    reading_count = models.BigIntegerField(default=0)
+    alert_count = models.IntegerField(default=0)
+    verdict = models.CharField(max_length=8, choices=Verdict.choices, blank=True)
+    summary_stats = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rig"], condition=Q(status="recording"), name="one_recording_session_per_rig"
+            ),
+        ]
+        indexes = [models.Index(fields=["status"], name="session_status_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name or self.rig_id}"
+
+
+class Reading(models.Model):
+    """One stored reading. `value` is a number or an object (JSON), so a new sensor kind needs no migration."""
+
+    id = models.BigAutoField(primary_key=True)
+    session = models.ForeignKey(RecordingSession, on_delete=models.CASCADE, related_name="readings", db_index=False)
+    sensor = models.ForeignKey("sensors.Sensor", on_delete=models.PROTECT, related_name="readings", db_index=False)
+    # Position in the session, from 1: lets a client see a gap and backfill from it.
+    seq = models.BigIntegerField()
+    timestamp = models.DateTimeField()
+    value = models.JSONField()
+
+    class Meta:
+        # One secondary index on purpose: each one halves COPY throughput. It serves reads by
+        # session, by sensor within a session, and time ranges of either.
+        indexes = [models.Index(fields=["session", "sensor", "timestamp"], name="reading_session_sensor_time")]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}/{self.seq}"
+
+
+class ValidationResult(models.Model):
+    """An alert: a run of consecutive violations of one rule on one sensor."""
+
+    class Status(models.TextChoices):
+        WARNING = "warning"
+        ERROR = "error"
+
+    session = models.ForeignKey(RecordingSession, on_delete=models.CASCADE, related_name="results")
+    sensor = models.ForeignKey("sensors.Sensor", on_delete=models.PROTECT, related_name="results")
+    rule = models.CharField(max_length=64)
+    status = models.CharField(max_length=8, choices=Status.choices)
+    message = models.CharField(max_length=300)
+    first_timestamp = models.DateTimeField()
+    last_timestamp = models.DateTimeField()
+    count = models.IntegerField(default=1)
+    peak = models.FloatField()
+    details = models.JSONField(default=dict, blank=True)
+    # Open while the run may still grow; closed by the first reading that passes the rule.
+    is_open = models.BooleanField(default=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledge_comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-last_timestamp", "-id"]
+        indexes = [models.Index(fields=["session", "is_open"], name="result_session_open")]
+
+    def __str__(self) -> str:
+        return f"{self.rule} {self.status} x{self.count}"
+
+
+class EngineHeartbeat(models.Model):
+    """The simulator engine's sign of life, written every second; `/health` reads it."""
+
+    name = models.CharField(max_length=200, unique=True)
+    pid = models.IntegerField()
+    beat_at = models.DateTimeField()
+    sessions = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.name
