@@ -1,6 +1,32 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from sensors.api.views import RigViewSet
+from sessions.api import views as session_views
+
+from . import views
+
+router = DefaultRouter()
+router.register("rigs", RigViewSet, basename="rig")
+router.register("sessions", session_views.RecordingSessionViewSet, basename="session")
+
+# The seed's paths have no trailing slash: routed one by one, before the router's.
+seed_paths = [
+    path("sessions/start", session_views.SessionStartView.as_view(), name="session-start"),
+    path("sessions/stop", session_views.SessionStopView.as_view(), name="session-stop"),
+    path("sessions/status", session_views.SessionStatusView.as_view(), name="session-status"),
+    path("sessions/reset", session_views.SessionResetView.as_view(), name="session-reset"),
+    path("sessions/export/csv", session_views.SessionCsvExportView.as_view(), name="session-export-csv"),
+    path("sessions/<int:session_id>/export/csv", session_views.SessionCsvExportView.as_view(), name="session-export-csv-one"),
+    path("sensors/readings", session_views.ReadingsView.as_view(), name="readings"),
+]
 
 urlpatterns = [
+    path("", views.root, name="root"),
+    path("health", views.health, name="health"),
     path("admin/", admin.site.urls),
+    path("api/v1/", include(seed_paths)),
+    path("api/v1/", include(router.urls)),
+    path("api-auth/", include("rest_framework.urls")),
 ]

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "sensors",
     "sessions.apps.RecordingConfig",
+    "robotest_site",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,348 @@
+"""Validation rules: the defaults from the settings, a rig's rule snapshot, and the validator.
+
+A rule is a JSON-safe dict (it is stored with a recording session as the rule set in force):
+
+    code, sensor_type ("" when it targets one sensor), sensor (a sensor name or None), field ("" or
+    the key checked in an object value), kind ("range" | "delta"), warning_low, warning_high,
+    error_low, error_high (float | None), lag (int, delta rules only), message ("" = generated)
+
+`range` flags a value outside a bound (exceeding is strict: a value equal to a bound passes);
+`delta` flags a reading whose absolute difference from the reading `lag` readings before it (same
+sensor) exceeds the high bound. A rule with both a warning and an error band gives one result whose
+status is the worst band reached.
+"""
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+from numbers import Real
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+RANGE = "range"
+DELTA = "delta"
+WARNING = "warning"
+ERROR = "error"
+
+RULE_KEYS = (
+    "code", "sensor_type", "sensor", "field", "kind",
+    "warning_low", "warning_high", "error_low", "error_high", "lag", "message",
+)
+_BOUND_KEYS = ("warning_low", "warning_high", "error_low", "error_high")
+_STATUS = (None, WARNING, ERROR)  # indexed by band rank
+_INF = float("inf")
+
+
+def _rule(code: str, sensor_type: str, *, field: str = "", kind: str = RANGE, warning_low=None,
+          warning_high=None, error_low=None, error_high=None, lag: int = 0, message: str = "") -> dict:
+    return {
+        "code": code, "sensor_type": sensor_type, "sensor": None, "field": field, "kind": kind,
+        "warning_low": warning_low, "warning_high": warning_high,
+        "error_low": error_low, "error_high": error_high, "lag": lag, "message": message,
+    }
+
+
+def default_rules() -> list[dict]:
+    """The seed's rules, built from the settings as they are now."""
+    force_high = float(settings.FORCE_THRESHOLD_HIGH)
+    motor = float(settings.MOTOR_THRESHOLD)
+    return [
+        _rule("force_threshold", "force", warning_high=0.8 * force_high, error_high=force_high),
+        _rule("force_spike", "force", kind=DELTA, warning_high=50.0, lag=2, message="Force spike"),
+        _rule("motor_threshold", "motor", warning_low=-motor, warning_high=motor),
+        _rule("camera_brightness_low", "camera", field="brightness", warning_low=30.0,
+              message="Insufficient lighting"),
+        _rule("camera_brightness_high", "camera", field="brightness", warning_high=240.0,
+              message="Overexposure"),
+    ]
+
+
+def _optional_float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def rules_snapshot(*, rig) -> list[dict]:
+    """The rule set in force for a session of `rig`: the defaults merged with the stored rules.
+
+    Stored rules that apply are those for a sensor type and those for a sensor of this rig. A stored
+    rule whose code is a default's replaces that default (a disabled one only removes it); a
+    disabled rule never applies; other codes add to the defaults.
+    """
+    from django.db.models import Q
+
+    from sensors.models import ValidationRule
+
+    stored = list(
+        ValidationRule.objects.filter(Q(sensor__isnull=True) | Q(sensor__rig=rig))
+        .select_related("sensor")
+        .order_by("code", "id")
+    )
+    replaced = {row.code for row in stored}
+    rules = [rule for rule in default_rules() if rule["code"] not in replaced]
+    for row in stored:
+        if not row.enabled:
+            continue
+        rules.append({
+            "code": row.code,
+            "sensor_type": "" if row.sensor_id else row.sensor_type,
+            "sensor": row.sensor.name if row.sensor_id else None,
+            "field": row.field,
+            "kind": row.kind,
+            **{key: _optional_float(getattr(row, key)) for key in _BOUND_KEYS},
+            "lag": int(row.lag),
+            "message": row.message,
+        })
+    return rules
+
+
+@dataclass
+class Episode:
+    """One validation result as it grows: consecutive violations of one rule on one sensor."""
+
+    rule: str
+    sensor: str
+    sensor_type: str
+    status: str
+    message: str
+    first_timestamp: float
+    last_timestamp: float
+    count: int
+    peak: float
+    details: dict
+    is_open: bool = True
+    result_id: int | None = None
+
+
+def _format_value(value) -> str:
+    return str(value) if type(value) is int else f"{value:.2f}"
+
+
+def _format_bound(bound: float) -> str:
+    return repr(round(bound, 6))
+
+
+class _Check:
+    """One rule as applied to one sensor, with the episode it has open there."""
+
+    __slots__ = (
+        "code", "sensor", "sensor_type", "unit", "field", "delta", "lag", "message",
+        "warning_low", "warning_high", "error_low", "error_high",
+        "wl", "wh", "el", "eh", "inner_low", "inner_high", "details",
+        "episode", "peak_rank", "peak_excess",
+    )
+
+    def __init__(self, rule: dict, sensor: str, sensor_type: str, unit: str) -> None:
+        kind = rule.get("kind", RANGE)
+        if kind not in (RANGE, DELTA):
+            raise ValueError(f"rule {rule.get('code')!r}: kind must be 'range' or 'delta', got {kind!r}")
+        self.code = rule["code"]
+        self.sensor = sensor
+        self.sensor_type = sensor_type
+        self.unit = unit
+        self.field = rule.get("field") or ""
+        self.delta = kind == DELTA
+        self.lag = int(rule.get("lag") or 0)
+        self.message = rule.get("message") or ""
+        for key in _BOUND_KEYS:
+            setattr(self, key, _optional_float(rule.get(key)))
+        # Infinite stand-ins for missing bounds keep the hot path free of None tests.
+        self.wl = -_INF if self.warning_low is None else self.warning_low
+        self.wh = _INF if self.warning_high is None else self.warning_high
+        self.el = -_INF if self.error_low is None else self.error_low
+        self.eh = _INF if self.error_high is None else self.error_high
+        # A violation's distance outside the band is measured from the innermost bound of its side.
+        self.inner_low = max(self.wl, self.el)
+        self.inner_high = min(self.wh, self.eh)
+        self.details = {"kind": kind, "field": self.field, **{key: getattr(self, key) for key in _BOUND_KEYS}}
+        if self.delta:
+            self.details["lag"] = self.lag
+        self.episode: Episode | None = None
+        self.peak_rank = 0
+        self.peak_excess = 0.0
+
+    def excess(self, peak: float) -> float:
+        if self.delta:
+            return abs(peak)
+        return peak - self.inner_high if peak > self.inner_high else self.inner_low - peak
+
+    def describe(self, status: str, peak: float) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        name = f"{self.sensor} {self.field}" if self.field else self.sensor
+        if self.delta:
+            bound = self.error_high if status == ERROR else self.warning_high
+            text = (f"{name} changed by {_format_value(peak)}{unit} over {self.lag} readings, "
+                    f"above {status} limit {_format_bound(bound)}")
+        else:
+            above = peak > self.inner_high
+            if status == ERROR:
+                bound = self.error_high if above else self.error_low
+            else:
+                bound = self.warning_high if above else self.warning_low
+            text = (f"{name} {_format_value(peak)}{unit} {'above' if above else 'below'} "
+                    f"{status} limit {_format_bound(bound)}")
+        return f"{self.message}: {text}" if self.message else text
+
+
+class Validator:
+    """Checks readings against a session's rule snapshot and groups violations into episodes."""
+
+    def __init__(self, rules: list[dict], sensors: dict[str, str], *, units: dict[str, str] | None = None) -> None:
+        """`sensors` maps each sensor name to its type; `units` (optional) names units for messages."""
+        units = units or {}
+        self._checks: dict[str, list[_Check]] = {}
+        self._sensors: dict[str, tuple[tuple[_Check, ...], deque | None]] = {}
+        self._changes: dict[int, Episode] = {}
+        self._max_lag = 0
+        for sensor, sensor_type in sensors.items():
+            # One rule per code on a sensor: a rule for the sensor itself beats one for its type.
+            chosen: dict[str, dict] = {}
+            for rule in rules:
+                if rule.get("sensor"):
+                    if rule["sensor"] == sensor:
+                        chosen[rule["code"]] = rule
+                elif rule.get("sensor_type") == sensor_type and rule["code"] not in chosen:
+                    chosen[rule["code"]] = rule
+            checks = []
+            for rule in chosen.values():
+                check = _Check(rule, sensor, sensor_type, units.get(sensor, ""))
+                if check.delta and check.lag < 1:
+                    logger.warning("Rule %s ignored on sensor %s: a delta rule needs lag >= 1", check.code, sensor)
+                    continue
+                checks.append(check)
+            lag = max((check.lag for check in checks if check.delta), default=0)
+            self._max_lag = max(self._max_lag, lag)
+            self._checks[sensor] = checks
+            # Recent values are kept only for a sensor a delta rule looks back on.
+            self._sensors[sensor] = (tuple(checks), deque(maxlen=lag) if lag else None)
+
+    def feed(self, sensor: str, timestamp: float, value) -> None:
+        """Check one reading; readings of one sensor must come in timestamp order."""
+        state = self._sensors.get(sensor)
+        if state is None:
+            return
+        checks, history = state
+        for check in checks:
+            field = check.field
+            if field:
+                x = value.get(field) if isinstance(value, dict) else None
+            else:
+                x = value
+            kind = type(x)
+            if kind is not float and kind is not int:
+                if kind is bool or not isinstance(x, Real):
+                    continue
+                x = float(x)
+            if x - x != 0:  # NaN or infinite: not a measurement
+                continue
+            if check.delta:
+                lag = check.lag
+                if len(history) < lag:
+                    continue
+                before = history[-lag]
+                if field:
+                    before = before.get(field) if isinstance(before, dict) else None
+                kind = type(before)
+                if kind is not float and kind is not int:
+                    if kind is bool or not isinstance(before, Real):
+                        continue
+                if before - before != 0:
+                    continue
+                x = abs(x - before)
+                if x > check.eh:
+                    rank = 2
+                elif x > check.wh:
+                    rank = 1
+                else:
+                    rank = 0
+                excess = x
+            else:
+                if x > check.eh or x < check.el:
+                    rank = 2
+                elif x > check.wh or x < check.wl:
+                    rank = 1
+                else:
+                    rank = 0
+                excess = x - check.inner_high if x > check.inner_high else check.inner_low - x
+            episode = check.episode
+            if not rank:
+                if episode is not None:
+                    episode.is_open = False
+                    check.episode = None
+                    self._changes[id(episode)] = episode
+                continue
+            if episode is None:
+                status = _STATUS[rank]
+                episode = check.episode = Episode(
+                    rule=check.code, sensor=sensor, sensor_type=check.sensor_type, status=status,
+                    message=check.describe(status, x), first_timestamp=timestamp, last_timestamp=timestamp,
+                    count=1, peak=x, details=dict(check.details),
+                )
+                check.peak_rank = rank
+                check.peak_excess = excess
+            else:
+                episode.count += 1
+                episode.last_timestamp = timestamp
+                # The peak is the worst band first, then the furthest outside it; so the status
+                # (worst band reached) is always the peak's band.
+                if rank > check.peak_rank or (rank == check.peak_rank and excess > check.peak_excess):
+                    check.peak_rank = rank
+                    check.peak_excess = excess
+                    episode.peak = x
+                    episode.status = status = _STATUS[rank]
+                    episode.message = check.describe(status, x)
+            self._changes[id(episode)] = episode
+        if history is not None:
+            history.append(value)
+
+    def take_changes(self) -> list[Episode]:
+        """Episodes opened, grown or closed since the last call, each once; then forget them."""
+        changes = list(self._changes.values())
+        self._changes.clear()
+        return changes
+
+    def open_episodes(self) -> list[Episode]:
+        return [check.episode for checks in self._checks.values() for check in checks if check.episode]
+
+    def close_all(self) -> list[Episode]:
+        """Close every open episode (the session ends) and return them.
+
+        The episodes returned here are no longer pending for `take_changes`; other pending changes are.
+        """
+        closed = []
+        for checks in self._checks.values():
+            for check in checks:
+                episode = check.episode
+                if episode is not None:
+                    episode.is_open = False
+                    check.episode = None
+                    self._changes.pop(id(episode), None)
+                    closed.append(episode)
+        return closed
+
+    def restore(self, *, open_episodes: list[Episode], recent: dict[str, list]) -> None:
+        """Resume after a restart with the episodes still open and each sensor's last values.
+
+        `recent` maps a sensor name to its last values, oldest first (`max_lag()` of them suffice).
+        An episode whose sensor or rule this validator does not have cannot continue: it is closed
+        and reported by the next `take_changes`.
+        """
+        for sensor, values in recent.items():
+            state = self._sensors.get(sensor)
+            if state is not None and state[1] is not None:
+                state[1].extend(values)
+        for episode in open_episodes:
+            check = next((c for c in self._checks.get(episode.sensor, ()) if c.code == episode.rule), None)
+            if check is None:
+                episode.is_open = False
+                self._changes[id(episode)] = episode
+                continue
+            episode.is_open = True
+            check.episode = episode
+            check.peak_rank = 2 if episode.status == ERROR else 1
+            check.peak_excess = check.excess(episode.peak)
+
+    def max_lag(self) -> int:
+        """How many recent values per sensor `restore` needs for the delta rules."""
+        return self._max_lag

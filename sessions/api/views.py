@@ -1,0 +1,282 @@
+"""REST views of recording sessions and readings: the seed's paths and the DRF resources."""
+
+import threading
+from urllib.parse import urlencode
+
+from django.db import transaction
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from robotest_site import params
+from robotest_site.permissions import IsStaffOrReadOnly
+from sensors.models import Rig, Sensor
+from sessions import broadcast, exports, selectors, services
+from sessions.ingest import BatchError, batch_parse
+from sessions.models import RecordingSession, ValidationResult
+from sessions.pipeline import SessionNotRecording, SessionRecorder, readings_record
+
+from .serializers import (
+    RecordingSessionDetailSerializer,
+    RecordingSessionSerializer,
+    SessionResetSerializer,
+    SessionStartSerializer,
+    SessionStopSerializer,
+)
+
+
+def _conflict(message: str) -> Response:
+    return Response({"detail": message}, status=status.HTTP_400_BAD_REQUEST)
+
+
+def _rig(name: str) -> Rig:
+    rig = Rig.objects.filter(name=name).first()
+    if rig is None:
+        raise NotFound(f"no rig named {name!r}")
+    return rig
+
+
+class SessionStartView(APIView):
+    """Start recording a rig (default `sim`)."""
+
+    def post(self, request):
+        serializer = SessionStartSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        rig = _rig(data["rig"])
+        try:
+            session = services.session_start(
+                rig=rig, name=data["name"], description=data["description"], user=request.user
+            )
+        except services.SessionConflict as exc:
+            return _conflict(str(exc))
+        return Response(
+            {
+                "session_id": session.pk,
+                "status": session.status,
+                "started_at": session.started_at.isoformat(),
+                "duration_seconds": 0.0,
+                "data_points": 0,
+                "rig": rig.name,
+                "name": session.name,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class SessionStopView(APIView):
+    """Stop a recording session (default: the one of `sim`); answers once its last reading is stored."""
+
+    def post(self, request):
+        serializer = SessionStopSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        session_id = serializer.validated_data.get("session_id")
+        if session_id is None:
+            session = selectors.recording_session(rig_name="sim")
+            if session is None:
+                return _conflict("nothing is recording on rig 'sim'")
+        else:
+            session = RecordingSession.objects.select_related("rig").filter(pk=session_id).first()
+            if session is None:
+                raise NotFound(f"no session {session_id}")
+        try:
+            session = services.session_stop(session=session)
+        except services.SessionConflict as exc:
+            return _conflict(str(exc))
+        return Response(selectors.session_summary(session))
+
+
+class SessionResetView(APIView):
+    """Abort a rig's recording session and delete its readings; finished sessions are never touched."""
+
+    def post(self, request):
+        serializer = SessionResetSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        rig = _rig(serializer.validated_data["rig"])
+        session = services.session_reset(rig=rig)
+        return Response(
+            {
+                "reset": session is not None,
+                "session_id": session.pk if session else None,
+                "rig": rig.name,
+                "message": f"session {session.pk} aborted and its readings deleted" if session else "nothing was recording",
+            }
+        )
+
+
+class SessionStatusView(APIView):
+    """What `sim` (or `?rig=`) is recording now."""
+
+    def get(self, request):
+        rig = _rig(request.query_params.get("rig") or "sim")
+        return Response(selectors.recording_status(rig=rig))
+
+
+class ReadingsView(APIView):
+    """Stored readings in time order, filtered; further pages through a `Link: rel="next"` header."""
+
+    def get(self, request, session_id: int | None = None):
+        return readings_response(request, session_id=session_id)
+
+
+def readings_response(request, *, session_id: int | None) -> Response:
+    from django.conf import settings
+
+    query = request.query_params
+    session = None
+    if session_id is None and query.get("session") not in (None, ""):
+        session_id = params.integer(query, "session", default=None, minimum=1, maximum=2**63 - 1)
+    if session_id is not None:
+        session = RecordingSession.objects.filter(pk=session_id).first()
+        if session is None:
+            raise NotFound(f"no session {session_id}")
+    sensor_ids = None
+    sensors = Sensor.objects.all()
+    if session is not None:
+        sensors = sensors.filter(rig_id=session.rig_id)
+    if query.get("sensor"):
+        sensors = sensors.filter(name=query["sensor"])
+        sensor_ids = list(sensors.values_list("id", flat=True))
+        if not sensor_ids:
+            raise NotFound(f"no sensor named {query['sensor']!r}" + (f" in session {session.pk}" if session else ""))
+    if query.get("sensor_type"):
+        sensor_ids = list(sensors.filter(sensor_type=query["sensor_type"]).values_list("id", flat=True))
+    start = params.time_param(query, "start_time")
+    end = params.time_param(query, "end_time")
+    if start and end and end < start:
+        raise params.bad("end_time", "must not be before start_time")
+    limit = params.integer(query, "limit", default=100, minimum=1, maximum=settings.MAX_DATA_POINTS)
+    after = _cursor(query.get("after"))
+    rows = selectors.readings_list(
+        session_id=session_id, sensor_ids=sensor_ids, start=start, end=end, after=after, limit=limit
+    )
+    headers = {}
+    if len(rows) == limit:
+        last_time, last_id = rows[-1]["_key"]
+        next_query = {k: v for k, v in query.items() if k != "after"}
+        next_query["after"] = f"{round(last_time.timestamp() * 1_000_000)}.{last_id}"
+        headers["Link"] = f'<{request.build_absolute_uri(request.path)}?{urlencode(next_query)}>; rel="next"'
+    for row in rows:
+        del row["_key"]
+    return Response(rows, headers=headers)
+
+
+def _cursor(raw: str | None):
+    if not raw:
+        return None
+    try:
+        micros, pk = raw.split(".")
+        return params.timestamp(int(micros) / 1_000_000), int(pk)
+    except ValueError:
+        raise params.bad("after", f"is not a position from a Link header: {raw!r}") from None
+
+
+class SessionCsvExportView(APIView):
+    """A session's readings as streamed CSV (`?session=`, default the most recently started)."""
+
+    def get(self, request, session_id: int | None = None):
+        if session_id is None:
+            session_id = params.integer(request.query_params, "session", default=None, minimum=1, maximum=2**63 - 1)
+        sessions = RecordingSession.objects.select_related("rig")
+        if session_id is None:
+            session = sessions.order_by("-started_at", "-id").first()
+            if session is None:
+                raise NotFound("there is no session to export yet: start one first")
+        else:
+            session = sessions.filter(pk=session_id).first()
+            if session is None:
+                raise NotFound(f"no session {session_id}")
+        response = StreamingHttpResponse(exports.csv_stream(session), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="{exports.csv_filename(session)}"'
+        return response
+
+
+class RecordingSessionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
+    """Recording sessions; staff may delete a finished one."""
+
+    queryset = RecordingSession.objects.select_related("rig", "operator")
+    permission_classes = [IsStaffOrReadOnly]
+
+    def get_serializer_class(self):
+        return RecordingSessionDetailSerializer if self.action == "retrieve" else RecordingSessionSerializer
+
+    def destroy(self, request, *args, **kwargs):
+        session = self.get_object()
+        if session.status == RecordingSession.Status.RECORDING:
+            return _conflict(f"session {session.pk} is recording: stop it first")
+        with transaction.atomic():
+            session.readings.all().delete()
+            ValidationResult.objects.filter(session=session).delete()
+            session.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["get", "post"], url_path="readings", permission_classes=[])
+    def readings(self, request, pk=None):
+        # Permissions of the collection (reads public or not, writes by any user) apply here.
+        from robotest_site.permissions import ReadPublicOrAuthenticated
+
+        if not ReadPublicOrAuthenticated().has_permission(request, self):
+            self.permission_denied(request, message=ReadPublicOrAuthenticated.message)
+        session_id = _session_pk(pk)
+        if request.method == "GET":
+            return readings_response(request, session_id=session_id)
+        return _ingest(request, session_id)
+
+
+def _session_pk(raw) -> int:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise NotFound(f"no session {raw!r}") from None
+
+
+# One recorder per session in this process, each behind a lock: a recorder's validation state
+# must see one batch at a time.
+_recorders: dict[int, tuple[threading.Lock, SessionRecorder]] = {}
+_recorders_lock = threading.Lock()
+
+
+def _recorder(session_id: int) -> tuple[threading.Lock, SessionRecorder]:
+    with _recorders_lock:
+        entry = _recorders.get(session_id)
+        if entry is None:
+            entry = _recorders[session_id] = (threading.Lock(), SessionRecorder(session_id))
+        return entry
+
+
+def _ingest(request, session_id: int) -> Response:
+    session = RecordingSession.objects.select_related("rig").filter(pk=session_id).first()
+    if session is None:
+        raise NotFound(f"no session {session_id}")
+    if session.rig.source != Rig.Source.EXTERNAL:
+        return Response(
+            {"detail": f"session {session_id} records simulated rig '{session.rig.name}': only external rigs take readings"},
+            status=status.HTTP_409_CONFLICT,
+        )
+    if session.status != RecordingSession.Status.RECORDING:
+        return Response({"detail": f"session {session_id} is {session.status}, not recording"}, status=status.HTTP_409_CONFLICT)
+    sensors = dict(Sensor.objects.filter(rig_id=session.rig_id).values_list("name", "id"))
+    try:
+        items = batch_parse(request.data, sensors=sensors)
+    except BatchError as exc:
+        return Response({"detail": exc.detail, "errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+    lock, recorder = _recorder(session_id)
+    try:
+        with lock:
+            result = readings_record(recorder=recorder, items=items)
+    except SessionNotRecording:
+        with _recorders_lock:
+            _recorders.pop(session_id, None)
+        return Response({"detail": f"session {session_id} stopped recording; nothing was stored"}, status=status.HTTP_409_CONFLICT)
+    broadcast.publish_sync(session_id, broadcast.batch_event(result))
+    return Response(
+        {"accepted": result.accepted, "first_seq": result.first_seq, "last_seq": result.last_seq,
+         "validation": result.validation},
+        status=status.HTTP_201_CREATED,
+    )

@@ -1,0 +1,66 @@
+"""Channel-layer events: group names and the small JSON-safe events the pipeline publishes.
+
+The live feed is a view of the database: events go out after commit, and a lost one is never
+a lost reading (clients backfill over REST).
+"""
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from .pipeline import RecordResult
+
+logger = logging.getLogger(__name__)
+
+# Every recording session's readings; clients with no subscription listen here.
+LIVE_GROUP = "sessions.live"
+# The simulator engines: told to look at the sessions table now instead of at the next poll.
+ENGINE_GROUP = "engine"
+
+
+def session_group(session_id: int) -> str:
+    return f"session.{int(session_id)}"
+
+
+def batch_event(result: RecordResult) -> dict:
+    return {
+        "type": "sensor.batch",
+        "session_id": result.session_id,
+        "first_seq": result.first_seq,
+        "last_seq": result.last_seq,
+        "readings": result.readings,
+        "validation": result.validation,
+    }
+
+
+def status_event(summary: dict) -> dict:
+    return {"type": "system.status", "session_id": summary.get("session_id"), "data": summary}
+
+
+async def publish(layer, session_id: int, event: dict) -> None:
+    """Send one event to the session's group and to the live group; a layer fault is logged, not raised."""
+    try:
+        await layer.group_send(session_group(session_id), event)
+        await layer.group_send(LIVE_GROUP, event)
+    except Exception:
+        logger.exception("could not publish %s of session %s", event.get("type"), session_id)
+
+
+def publish_sync(session_id: int, event: dict) -> None:
+    """`publish` for sync code (views, services), typically from `transaction.on_commit`."""
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(publish)(layer, session_id, event)
+
+
+def engine_wake() -> None:
+    """Tell the engines to look at the sessions table now (start and stop take effect sooner)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(ENGINE_GROUP, {"type": "engine.wake"})
+    except Exception:
+        # The engines poll anyway; waking them is only a shortcut.
+        logger.warning("could not wake the engines", exc_info=True)

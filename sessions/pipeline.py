@@ -1,0 +1,213 @@
+"""One pipeline for every source: validate against the session's rule snapshot, store, publish.
+
+Simulated readings (the engine) and ingested ones (the REST API) both go through
+`readings_record`. It runs in one short transaction: take sequence positions from the session's
+counter under its row lock, validate, COPY the batch, upsert the validation results it changed.
+Publishing happens after commit, so a client never sees a reading the database does not hold.
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from django.db.models import F
+
+from sensors.models import Sensor
+from sensors.rules import Episode, Validator
+
+from . import storage
+from .models import Reading, RecordingSession, ValidationResult
+
+logger = logging.getLogger(__name__)
+
+# (sensor name, Unix seconds, value)
+Item = tuple[str, float, object]
+
+
+class SessionNotRecording(Exception):
+    """The session is not (or no longer) recording: nothing was stored."""
+
+
+@dataclass
+class RecordResult:
+    """What one stored batch changed: its readings as published, and the results it touched."""
+
+    session_id: int
+    first_seq: int
+    last_seq: int
+    readings: list[dict]
+    validation: list[dict]
+
+    @property
+    def accepted(self) -> int:
+        return len(self.readings)
+
+
+@dataclass
+class SessionRecorder:
+    """A process's view of one recording session: its sensors and its validation state.
+
+    The state stays valid while this process is the session's only writer; `next_seq` tells when
+    another writer came in between (or a batch failed), and then it is reloaded from the database.
+    """
+
+    session_id: int
+    sensors: dict[str, tuple[int, str]] = field(default_factory=dict)  # name -> (id, type)
+    validator: Validator | None = None
+    next_seq: int = -1
+
+    def reload(self) -> None:
+        session = RecordingSession.objects.only("id", "rig_id", "rules", "reading_count").get(pk=self.session_id)
+        rows = list(Sensor.objects.filter(rig_id=session.rig_id).values_list("id", "name", "sensor_type", "unit"))
+        self.sensors = {name: (pk, sensor_type) for pk, name, sensor_type, _ in rows}
+        self.validator = Validator(
+            session.rules,
+            {name: sensor_type for _, name, sensor_type, _ in rows},
+            units={name: unit for _, name, _, unit in rows},
+        )
+        by_id = {pk: name for name, (pk, _) in self.sensors.items()}
+        open_episodes = [
+            _episode_from_result(r, by_id[r.sensor_id], self.sensors[by_id[r.sensor_id]][1])
+            for r in ValidationResult.objects.filter(session_id=self.session_id, is_open=True)
+        ]
+        recent = {}
+        lag = self.validator.max_lag()
+        if lag:
+            for name, (pk, _) in self.sensors.items():
+                values = list(
+                    Reading.objects.filter(session_id=self.session_id, sensor_id=pk)
+                    .order_by("-timestamp")
+                    .values_list("value", flat=True)[:lag]
+                )
+                recent[name] = values[::-1]
+        self.validator.restore(open_episodes=open_episodes, recent=recent)
+
+
+def readings_record(*, recorder: SessionRecorder, items: Sequence[Item]) -> RecordResult:
+    """Validate and store one batch of a recording session, all or nothing.
+
+    Items must name sensors of the session's rig (the callers check). Raises SessionNotRecording
+    when the session has stopped recording; nothing is stored then.
+    """
+    count = len(items)
+    try:
+        with transaction.atomic():
+            last_seq = _take_positions(recorder.session_id, count)
+            first_seq = last_seq - count + 1
+            if recorder.next_seq != first_seq or recorder.validator is None:
+                recorder.reload()
+            items = sorted(items, key=_by_time)
+            result = _store(recorder, items, first_seq)
+            recorder.next_seq = last_seq + 1
+            return result
+    except BaseException:
+        # The validator has seen readings that were not stored: reload before the next batch.
+        recorder.next_seq = -1
+        raise
+
+
+def _by_time(item: Item) -> float:
+    return item[1]
+
+
+def _take_positions(session_id: int, count: int) -> int:
+    table = RecordingSession._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET reading_count = reading_count + %s WHERE id = %s AND status = %s "
+            "RETURNING reading_count",
+            [count, session_id, RecordingSession.Status.RECORDING],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise SessionNotRecording(f"session {session_id} is not recording")
+    return row[0]
+
+
+def _store(recorder: SessionRecorder, items: Sequence[Item], first_seq: int) -> RecordResult:
+    session_id = recorder.session_id
+    sensors = recorder.sensors
+    feed = recorder.validator.feed
+    rows = []
+    readings = []
+    seq = first_seq
+    for name, ts, value in items:
+        sensor_id, sensor_type = sensors[name]
+        feed(name, ts, value)
+        rows.append((session_id, sensor_id, seq, round(ts * 1_000_000), value))
+        readings.append(
+            {"timestamp": ts, "sensor_type": sensor_type, "value": value, "sensor": name,
+             "session_id": session_id, "seq": seq}
+        )
+        seq += 1
+    storage.readings_write(rows)
+    validation = results_save(recorder=recorder, episodes=recorder.validator.take_changes())
+    return RecordResult(session_id, first_seq, seq - 1, readings, validation)
+
+
+def results_save(*, recorder: SessionRecorder, episodes: list[Episode]) -> list[dict]:
+    """Insert the episodes opened, update the ones grown or closed; returns them as JSON-safe dicts."""
+    if not episodes:
+        return []
+    new = [e for e in episodes if e.result_id is None]
+    old = [e for e in episodes if e.result_id is not None]
+    if new:
+        created = ValidationResult.objects.bulk_create(
+            [ValidationResult(session_id=recorder.session_id, **_result_fields(recorder, e)) for e in new]
+        )
+        for episode, result in zip(new, created):
+            episode.result_id = result.pk
+        RecordingSession.objects.filter(pk=recorder.session_id).update(
+            alert_count=F("alert_count") + len(new)
+        )
+    if old:
+        objs = [ValidationResult(pk=e.result_id, **_result_fields(recorder, e)) for e in old]
+        ValidationResult.objects.bulk_update(
+            objs, ["status", "message", "last_timestamp", "count", "peak", "details", "is_open"]
+        )
+    return [episode_json(e, session_id=recorder.session_id) for e in episodes]
+
+
+def _result_fields(recorder: SessionRecorder, e: Episode) -> dict:
+    return {
+        "sensor_id": recorder.sensors[e.sensor][0],
+        "rule": e.rule,
+        "status": e.status,
+        "message": e.message,
+        "first_timestamp": storage.from_unix(e.first_timestamp),
+        "last_timestamp": storage.from_unix(e.last_timestamp),
+        "count": e.count,
+        "peak": e.peak,
+        "details": e.details,
+        "is_open": e.is_open,
+    }
+
+
+def _episode_from_result(r: ValidationResult, sensor_name: str, sensor_type: str) -> Episode:
+    return Episode(
+        rule=r.rule, sensor=sensor_name, sensor_type=sensor_type, status=r.status,
+        message=r.message, first_timestamp=r.first_timestamp.timestamp(),
+        last_timestamp=r.last_timestamp.timestamp(), count=r.count, peak=r.peak, details=r.details,
+        is_open=r.is_open, result_id=r.pk,
+    )
+
+
+def episode_json(e: Episode, *, session_id: int) -> dict:
+    """A validation result in the REST/WebSocket shape."""
+    return {
+        "id": e.result_id,
+        "session_id": session_id,
+        "sensor_type": e.sensor_type,
+        "sensor": e.sensor,
+        "rule": e.rule,
+        "status": e.status,
+        "message": e.message,
+        "timestamp": e.last_timestamp,
+        "first_timestamp": e.first_timestamp,
+        "last_timestamp": e.last_timestamp,
+        "count": e.count,
+        "peak": e.peak,
+        "details": e.details,
+        "open": e.is_open,
+    }

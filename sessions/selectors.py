@@ -1,0 +1,161 @@
+"""Reads of sessions and readings."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Avg, Count, Max, Min, Q
+from django.utils import timezone
+
+from sensors.models import Sensor
+
+from .db import JsonNumber
+from .models import EngineHeartbeat, Reading, RecordingSession, ValidationResult
+
+
+def sensor_stats(*, session_id: int) -> dict[str, dict]:
+    """Per-sensor count, first/last time and, for numbers, min/max/mean, computed in SQL."""
+    rows = (
+        Reading.objects.filter(session_id=session_id)
+        .values("sensor_id")
+        .annotate(
+            count=Count("id"),
+            first=Min("timestamp"),
+            last=Max("timestamp"),
+            min=Min(JsonNumber("value")),
+            max=Max(JsonNumber("value")),
+            mean=Avg(JsonNumber("value")),
+        )
+    )
+    by_id = {row["sensor_id"]: row for row in rows}
+    session = RecordingSession.objects.only("rig_id").get(pk=session_id)
+    stats = {}
+    for sensor in Sensor.objects.filter(rig_id=session.rig_id):
+        row = by_id.get(sensor.pk)
+        stats[sensor.name] = {
+            "sensor_type": sensor.sensor_type,
+            "unit": sensor.unit,
+            "count": row["count"] if row else 0,
+            "first_timestamp": row["first"].timestamp() if row else None,
+            "last_timestamp": row["last"].timestamp() if row else None,
+            "min": row["min"] if row else None,
+            "max": row["max"] if row else None,
+            "mean": round(row["mean"], 6) if row and row["mean"] is not None else None,
+        }
+    return stats
+
+
+def session_summary(session: RecordingSession) -> dict:
+    """The stop summary (the seed's fields and more)."""
+    end = session.stopped_at or timezone.now()
+    return {
+        "session_id": session.pk,
+        "rig": session.rig.name,
+        "name": session.name,
+        "status": session.status,
+        "started_at": session.started_at.isoformat(),
+        "stopped_at": session.stopped_at.isoformat() if session.stopped_at else None,
+        "total_readings": session.reading_count,
+        "session_duration": round((end - session.started_at).total_seconds(), 6),
+        "validation_alerts": session.alert_count,
+        "verdict": session.verdict or None,
+        "summary_stats": session.summary_stats,
+    }
+
+
+def engine_alive() -> bool:
+    """Whether some simulator engine has beaten recently."""
+    horizon = timezone.now() - timedelta(seconds=settings.ROBOTEST_HEARTBEAT_TIMEOUT)
+    return EngineHeartbeat.objects.filter(beat_at__gte=horizon).exists()
+
+
+def recording_session(*, rig_name: str) -> RecordingSession | None:
+    return (
+        RecordingSession.objects.select_related("rig")
+        .filter(rig__name=rig_name, status=RecordingSession.Status.RECORDING)
+        .first()
+    )
+
+
+def readings_list(
+    *,
+    session_id: int | None = None,
+    sensor_ids: list[int] | None = None,
+    start=None,
+    end=None,
+    after: tuple | None = None,
+    limit: int,
+) -> list[dict]:
+    """Readings in (timestamp, id) order, at most `limit`, after the keyset position `after`."""
+    qs = Reading.objects.all()
+    if session_id is not None:
+        qs = qs.filter(session_id=session_id)
+    if sensor_ids is not None:
+        qs = qs.filter(sensor_id__in=sensor_ids)
+    if start is not None:
+        qs = qs.filter(timestamp__gte=start)
+    if end is not None:
+        qs = qs.filter(timestamp__lte=end)
+    if after is not None:
+        after_time, after_id = after
+        qs = qs.filter(Q(timestamp__gt=after_time) | Q(timestamp=after_time, id__gt=after_id))
+    rows = list(
+        qs.order_by("timestamp", "id").values("id", "timestamp", "value", "seq", "session_id", "sensor_id")[:limit]
+    )
+    sensors = dict(
+        (pk, (name, kind))
+        for pk, name, kind in Sensor.objects.filter(pk__in={r["sensor_id"] for r in rows}).values_list(
+            "id", "name", "sensor_type"
+        )
+    )
+    return [
+        {
+            "timestamp": r["timestamp"].timestamp(),
+            "sensor_type": sensors[r["sensor_id"]][1],
+            "value": r["value"],
+            "sensor": sensors[r["sensor_id"]][0],
+            "session_id": r["session_id"],
+            "seq": r["seq"],
+            "_key": (r["timestamp"], r["id"]),
+        }
+        for r in rows
+    ]
+
+
+def recording_status(*, rig) -> dict:
+    """The seed's session status for one rig: what records now, and how it is going."""
+    session = RecordingSession.objects.filter(rig=rig, status=RecordingSession.Status.RECORDING).first()
+    sensors = list(Sensor.objects.filter(rig=rig).values_list("name", flat=True))
+    if session is None:
+        return {
+            "recording": False,
+            "rig": rig.name,
+            "session_id": None,
+            "sensors_active": [],
+            "data_summary": {"total_readings": 0, "duration_seconds": 0.0},
+            "validation_stats": {"total": 0, "warning": 0, "error": 0, "open": 0},
+            "connected_clients": 0,
+        }
+    duration = (timezone.now() - session.started_at).total_seconds()
+    by_status = dict(
+        ValidationResult.objects.filter(session=session).values_list("status").annotate(n=Count("id")).order_by()
+    )
+    open_count = ValidationResult.objects.filter(session=session, is_open=True).count()
+    return {
+        "recording": True,
+        "rig": rig.name,
+        "session_id": session.pk,
+        "sensors_active": sensors,
+        "data_summary": {
+            "total_readings": session.reading_count,
+            "duration_seconds": round(duration, 3),
+            "readings_per_second": round(session.reading_count / duration, 3) if duration > 0 else 0.0,
+        },
+        "validation_stats": {
+            "total": session.alert_count,
+            "warning": by_status.get("warning", 0),
+            "error": by_status.get("error", 0),
+            "open": open_count,
+        },
+        # Live clients are counted by the WebSocket layer (a later issue); none are tracked yet.
+        "connected_clients": 0,
+    }
