@@ -87,7 +87,7 @@ class Engine:
                 await self.db(_unbeat, self.name)
             except DatabaseError:
                 logger.warning("could not remove the heartbeat of %s", self.name)
-            await self.db(connection.close)
+            await self.db(_close_connection)
             self._db.shutdown(wait=True)
             logger.info("engine %s stopped", self.name)
 
@@ -278,6 +278,11 @@ def _db_call(fn, /, *args, **kwargs):
         close_old_connections()
         connection.close()
         raise
+
+
+def _close_connection() -> None:
+    # Looked up in the database thread: `connection` resolves to the calling thread's connection.
+    connection.close()
 
 
 def _recording_sessions() -> dict[int, dict]:

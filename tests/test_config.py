@@ -18,7 +18,9 @@ from robotest_site import config
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_SETTINGS = ROOT / "robotest_site" / "settings" / "base.py"
-SETTINGS_VARIABLES = sorted(set(re.findall(r'config\.\w+\(\s*"([A-Z][A-Z0-9_]*)"', BASE_SETTINGS.read_text())))
+SETTINGS_VARIABLES = sorted(
+    set(re.findall(r'config\.\w+\(\s*"([A-Z][A-Z0-9_]*)"', BASE_SETTINGS.read_text()))
+)
 
 
 def settings_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
@@ -45,7 +47,10 @@ def run_python(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 
 
 def setting_in_child(tmp_path: Path, name: str, **overrides: str) -> str:
-    code = f"import django; django.setup(); from django.conf import settings; print(repr(settings.{name}))"
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        f"print(repr(settings.{name}))"
+    )
     result = run_python(settings_env(tmp_path, **overrides), "-c", code)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()

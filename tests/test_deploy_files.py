@@ -24,7 +24,8 @@ def compose() -> dict:
 
 def settings_variables() -> set[str]:
     """Every variable base.py reads through `config.<fn>("NAME"`."""
-    return set(re.findall(r'config\.\w+\(\s*"([A-Z][A-Z0-9_]*)"', read("robotest_site/settings/base.py")))
+    base = read("robotest_site/settings/base.py")
+    return set(re.findall(r'config\.\w+\(\s*"([A-Z][A-Z0-9_]*)"', base))
 
 
 def make_recipe(target: str) -> str:
@@ -126,7 +127,8 @@ def test_make_test_runs_pytest():
 def test_ci_run_is_executable_and_calls_make_test():
     script = ROOT / ".ci" / "run"
     assert os.access(script, os.X_OK)
-    commands = [line.strip() for line in script.read_text().splitlines() if not line.strip().startswith("#")]
+    lines = [line.strip() for line in script.read_text().splitlines()]
+    commands = [line for line in lines if not line.startswith("#")]
     assert any(re.fullmatch(r"(exec\s+)?make test(\s*\|\|\s*rc=\$\?)?", line) for line in commands)
 
 
@@ -139,5 +141,6 @@ def test_env_example_names_every_variable_the_settings_read():
 
 def test_readme_configuration_table_names_every_variable_the_settings_read():
     readme = read("README.md")
-    missing = {name for name in settings_variables() | {"DJANGO_SETTINGS_MODULE"} if f"| `{name}` |" not in readme}
+    expected = settings_variables() | {"DJANGO_SETTINGS_MODULE"}
+    missing = {name for name in expected if f"| `{name}` |" not in readme}
     assert not missing, f"README.md's configuration table lacks {sorted(missing)}"
