@@ -1,0 +1,124 @@
+"""The simulator engine in-process: the real Engine on this loop, PostgreSQL and the Redis layer."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connection
+
+from sensors.models import Rig
+from sessions import broadcast
+from sessions.engine import Engine
+from sessions.models import EngineHeartbeat, Reading, RecordingSession
+from sessions.services import session_start, session_stop
+
+# serialized_rollback: the data migration's `sim` rig survives the flush between tests.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+def _close_connection() -> None:
+    connection.close()
+
+
+@pytest.fixture(autouse=True)
+async def close_shared_thread_connection():
+    """The ORM's async calls share one thread; its connection must go before the test database does."""
+    yield
+    await sync_to_async(_close_connection)()
+
+
+def _stop(session):
+    """session_stop from a worker thread, which then closes its connection (the test database is dropped later)."""
+    try:
+        return session_stop(session=session)
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def fast_rates(settings):
+    settings.FORCE_SENSOR_HZ = 200.0
+    settings.MOTOR_SENSOR_HZ = 50.0
+    settings.CAMERA_SENSOR_HZ = 10.0
+    settings.ROBOTEST_SIMULATOR_SEED = 7
+
+
+async def _collect(layer, channel, into: list, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            into.append(await asyncio.wait_for(layer.receive(channel), timeout=0.2))
+        except TimeoutError:
+            continue
+
+
+async def test_engine_records_a_session_and_publishes_every_stored_batch_once(fast_rates):
+    layer = get_channel_layer()
+    await layer.flush()
+    rig = await Rig.objects.aget(name="sim")
+    session = await sync_to_async(session_start)(rig=rig, name="engine test")
+    channel = await layer.new_channel()
+    await layer.group_add(broadcast.session_group(session.pk), channel)
+    events: list[dict] = []
+    done = asyncio.Event()
+    collector = asyncio.create_task(_collect(layer, channel, events, done))
+    stop = asyncio.Event()
+    engine_task = asyncio.create_task(Engine(layer=layer, poll_seconds=0.2).run(stop))
+
+    await asyncio.sleep(2.0)
+    assert await EngineHeartbeat.objects.acount() == 1
+    stopped = await sync_to_async(_stop, thread_sensitive=False)(session)
+    await asyncio.sleep(0.3)
+    stop.set()
+    await asyncio.wait_for(engine_task, timeout=5)
+    done.set()
+    await collector
+
+    assert stopped.status == RecordingSession.Status.COMPLETED
+    duration = (stopped.stopped_at - stopped.started_at).total_seconds()
+    counts = {name: s["count"] for name, s in stopped.summary_stats.items()}
+    for name, rate in (("force", 200), ("motor", 50), ("camera", 10)):
+        assert counts[name] == pytest.approx(rate * duration, rel=0.1, abs=1.5), name
+    assert stopped.reading_count == sum(counts.values()) == await Reading.objects.filter(session=session).acount()
+    # Every stored reading went out once, in sequence order, and the last event is the status.
+    batches = [e for e in events if e["type"] == "sensor.batch"]
+    seqs = [r["seq"] for b in batches for r in b["readings"]]
+    assert seqs == list(range(1, stopped.reading_count + 1))
+    assert events[-1]["type"] == "system.status"
+    assert events[-1]["data"]["verdict"] == stopped.verdict
+    # A clean exit removes the heartbeat: /health then says no worker.
+    assert await EngineHeartbeat.objects.acount() == 0
+
+
+async def test_engine_resumes_a_session_left_recording_without_backfilling_the_downtime(fast_rates):
+    layer = get_channel_layer()
+    rig = await Rig.objects.aget(name="sim")
+    session = await sync_to_async(session_start)(rig=rig)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(Engine(layer=layer, poll_seconds=0.2).run(stop))
+    await asyncio.sleep(1.0)
+    stop.set()
+    await task
+    first_run = await Reading.objects.filter(session=session).acount()
+    assert first_run > 0
+
+    await asyncio.sleep(3.0)  # the engine is down
+    stop = asyncio.Event()
+    task = asyncio.create_task(Engine(layer=layer, poll_seconds=0.2).run(stop))
+    await asyncio.sleep(1.0)
+    stop.set()
+    await task
+
+    force = [
+        ts async for ts in Reading.objects.filter(session=session, sensor__name="force")
+        .order_by("timestamp").values_list("timestamp", flat=True)
+    ]
+    gaps = [(b - a).total_seconds() for a, b in zip(force, force[1:])]
+    # One gap, of about the downtime less the 2 s catch-up; everywhere else the 200 Hz schedule.
+    assert max(gaps) < 3.0
+    assert sorted(gaps)[-2] == pytest.approx(0.005, abs=1e-4)
+    seqs = [s async for s in Reading.objects.filter(session=session).order_by("seq").values_list("seq", flat=True)]
+    assert seqs == list(range(1, len(seqs) + 1))
+    refreshed = await RecordingSession.objects.aget(pk=session.pk)
+    assert refreshed.status == RecordingSession.Status.RECORDING
