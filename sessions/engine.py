@@ -14,6 +14,7 @@ import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from functools import partial
 
 from channels.layers import get_channel_layer
@@ -46,10 +47,10 @@ PUBLISH_QUEUE = 256
 class Engine:
     """Keeps one runner per recording session of a simulated rig, and a heartbeat."""
 
-    def __init__(self, *, layer=None, poll_seconds: float = POLL_SECONDS) -> None:
+    def __init__(self, *, layer=None, poll_seconds: float = POLL_SECONDS, name: str | None = None) -> None:
         self.layer = layer if layer is not None else get_channel_layer()
         self.poll_seconds = poll_seconds
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.runners: dict[int, SessionRunner] = {}
         # One thread of our own for the database: it keeps its connection between flushes, and
         # keeps the engine off the thread that Channels and sync views share.
@@ -69,10 +70,11 @@ class Engine:
         try:
             while not stop.is_set():
                 try:
-                    await self._reconcile()
+                    # Beat before claiming: other engines must see this one alive before it owns anything.
                     if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
                         await self.db(_beat, self.name, len(self.runners))
                         last_beat = time.monotonic()
+                    await self._reconcile()
                 except DatabaseError:
                     logger.exception("engine could not reach the database; retrying")
                 self._wake.clear()
@@ -105,7 +107,7 @@ class Engine:
             logger.warning("engine wake-ups are off; polling every %.1f s", self.poll_seconds, exc_info=True)
 
     async def _reconcile(self) -> None:
-        sessions = await self.db(_recording_sessions)
+        sessions = await self.db(_claim_sessions, self.name)
         for session_id in list(self.runners):
             if session_id not in sessions:
                 # Aborted, deleted or completed by someone else: what it still holds is not wanted.
@@ -285,10 +287,22 @@ def _close_connection() -> None:
     connection.close()
 
 
-def _recording_sessions() -> dict[int, dict]:
-    rows = RecordingSession.objects.filter(
+def _claim_sessions(name: str) -> dict[int, dict]:
+    """Take the recording sessions no live engine runs, and return all this engine runs."""
+    recording = RecordingSession.objects.filter(
         status=RecordingSession.Status.RECORDING, rig__source=Rig.Source.SIMULATED
-    ).values("id", "rig_id", "started_at", "stop_requested_at", "rates")
+    )
+    horizon = timezone.now() - timedelta(seconds=settings.ROBOTEST_HEARTBEAT_TIMEOUT)
+    alive = set(EngineHeartbeat.objects.filter(beat_at__gte=horizon).values_list("name", flat=True))
+    alive |= {name}
+    for owner in set(recording.exclude(engine="").values_list("engine", flat=True)) & alive:
+        if _died_here(owner):
+            alive.discard(owner)
+    free = list(recording.exclude(engine__in=alive).values_list("pk", flat=True))
+    # `engine` is tested again in the UPDATE's own WHERE, which PostgreSQL re-checks on the locked
+    # row: of two engines claiming one session at once, the second finds it taken.
+    RecordingSession.objects.filter(pk__in=free).exclude(engine__in=alive).update(engine=name)
+    rows = recording.filter(engine=name).values("id", "rig_id", "started_at", "stop_requested_at", "rates")
     return {
         row["id"]: {
             **row,
@@ -297,6 +311,20 @@ def _recording_sessions() -> dict[int, dict]:
         }
         for row in rows
     }
+
+
+def _died_here(owner: str) -> bool:
+    """An engine of this host whose process is gone (killed, then restarted at once) owns nothing."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _session_sensors(session_id: int, rig_id: int) -> tuple[list[tuple], dict[str, float]]:

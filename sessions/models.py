@@ -25,6 +25,9 @@ class RecordingSession(models.Model):
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECORDING)
     started_at = models.DateTimeField()
+    # The engine (EngineHeartbeat.name) that runs this session's simulators: one at a time, so
+    # several run_simulators processes share the sessions instead of recording each twice.
+    engine = models.CharField(max_length=200, blank=True)
     # Set by stop: the recorder stores every reading up to this instant, then completes the session.
     stop_requested_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)

@@ -122,3 +122,23 @@ async def test_engine_resumes_a_session_left_recording_without_backfilling_the_d
     assert seqs == list(range(1, len(seqs) + 1))
     refreshed = await RecordingSession.objects.aget(pk=session.pk)
     assert refreshed.status == RecordingSession.Status.RECORDING
+
+
+async def test_two_engines_share_the_sessions_and_never_record_one_twice(fast_rates):
+    layer = get_channel_layer()
+    rig = await Rig.objects.aget(name="sim")
+    session = await sync_to_async(session_start)(rig=rig)
+    stop = asyncio.Event()
+    engines = [Engine(layer=layer, poll_seconds=0.2, name=f"test-engine-{i}") for i in range(2)]
+    tasks = [asyncio.create_task(e.run(stop)) for e in engines]
+    await asyncio.sleep(1.5)
+    owners = [e.name for e in engines if session.pk in e.runners]
+    stop.set()
+    await asyncio.gather(*tasks)
+
+    assert len(owners) == 1
+    for sensor in ("force", "motor", "camera"):
+        stamps = [
+            ts async for ts in Reading.objects.filter(session=session, sensor__name=sensor).values_list("timestamp", flat=True)
+        ]
+        assert stamps and len(stamps) == len(set(stamps)), sensor
