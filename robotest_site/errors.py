@@ -9,12 +9,29 @@ def exception_handler(exc, context):
         return None
     data = response.data
     if isinstance(data, list):
-        response.data = {"detail": "; ".join(str(item) for item in data), "errors": data}
+        response.data = {"detail": "; ".join(_messages("", data)), "errors": data}
     elif isinstance(data, dict) and "detail" not in data:
-        # A serializer's {field: [messages]}: name each field in the message.
-        parts = []
-        for field, messages in data.items():
-            text = " ".join(str(m) for m in messages) if isinstance(messages, list) else str(messages)
-            parts.append(f"{field}: {text}")
-        response.data = {"detail": "; ".join(parts), "errors": data}
+        # A serializer's {field: [messages]}: name each field, nested ones by path (sensors[0].name).
+        response.data = {"detail": "; ".join(_messages("", data)), "errors": data}
     return response
+
+
+def _messages(path: str, errors) -> list[str]:
+    if isinstance(errors, dict):
+        out = []
+        for key, value in errors.items():
+            if isinstance(key, int):
+                child = f"{path}[{key}]"
+            else:
+                child = f"{path}.{key}" if path else str(key)
+            out.extend(_messages(child, value))
+        return out
+    if isinstance(errors, list):
+        if all(not isinstance(e, dict | list) for e in errors):
+            text = " ".join(str(e) for e in errors)
+            return [f"{path}: {text}" if path else text] if text else []
+        out = []
+        for index, value in enumerate(errors):
+            out.extend(_messages(f"{path}[{index}]" if path else f"[{index}]", value))
+        return out
+    return [f"{path}: {errors}" if path else str(errors)]

@@ -7,6 +7,12 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError
 
 
+# Times outside this range are typos, and some are beyond what PostgreSQL stores.
+_FIRST = datetime(1970, 1, 1, tzinfo=UTC)
+_LAST = datetime(3000, 1, 1, tzinfo=UTC)
+_LAST_UNIX = _LAST.timestamp()
+
+
 def bad(name: str, message: str) -> ValidationError:
     return ValidationError({name: [message]})
 
@@ -29,7 +35,10 @@ def timestamp(raw: object) -> datetime:
     if isinstance(raw, bool):
         raise ValueError("must be Unix seconds or an ISO 8601 time")
     if isinstance(raw, int | float):
-        seconds = float(raw)
+        try:
+            seconds = float(raw)
+        except OverflowError:
+            raise ValueError(f"is not a usable time: {raw!r}") from None
     elif isinstance(raw, str):
         try:
             seconds = float(raw)
@@ -37,11 +46,13 @@ def timestamp(raw: object) -> datetime:
             parsed = _iso(raw)
             if parsed is None:
                 raise ValueError(f"must be Unix seconds or an ISO 8601 time, got {raw!r}") from None
+            if not _FIRST <= parsed < _LAST:
+                raise ValueError(f"must be between 1970 and 3000, got {raw!r}") from None
             return parsed
     else:
         raise ValueError("must be Unix seconds or an ISO 8601 time")
-    if not math.isfinite(seconds) or not 0 <= seconds < 32503680000:  # year 3000
-        raise ValueError(f"is not a usable time: {raw!r}")
+    if not math.isfinite(seconds) or not 0 <= seconds < _LAST_UNIX:
+        raise ValueError(f"is not a usable time (Unix seconds from 1970 to 3000): {raw!r}")
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
@@ -54,7 +65,10 @@ def _iso(raw: str) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # an offset that pushes it past year 1 or 9999
+        return None
 
 
 def time_param(params, name: str) -> datetime | None:

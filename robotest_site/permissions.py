@@ -16,7 +16,12 @@ class ReadPublicOrAuthenticated(BasePermission):
 class IsStaffOrReadOnly(ReadPublicOrAuthenticated):
     """Reads as above; writes by staff only."""
 
+    message = "Only staff users may do this."
+
     def has_permission(self, request, view) -> bool:
         if request.method in SAFE_METHODS:
             return super().has_permission(request, view)
-        return bool(request.user and request.user.is_staff)
+        if not (request.user and request.user.is_authenticated):
+            self.message = ReadPublicOrAuthenticated.message
+            return False
+        return bool(request.user.is_staff)

@@ -116,7 +116,10 @@ class Episode:
 
 
 def _format_value(value) -> str:
-    return str(value) if type(value) is int else f"{value:.2f}"
+    if type(value) is int and abs(value) < 10**12:
+        return str(value)
+    # Two decimals as the seed wrote them; huge values in short scientific form (messages are bounded).
+    return f"{value:.2f}" if abs(value) < 1e12 else f"{value:.6g}"
 
 
 def _format_bound(bound: float) -> str:

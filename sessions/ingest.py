@@ -15,6 +15,8 @@ MAX_BATCH = 10_000
 # Enough to fix a batch; a wholly wrong batch need not echo 10,000 errors back.
 MAX_ERRORS = 100
 _FIELDS = frozenset(("sensor", "timestamp", "value"))
+# Integers beyond a double's range cannot be validated or aggregated: they take the slow path's 400.
+_BIG = 2**1023
 
 
 class BatchError(Exception):
@@ -48,7 +50,7 @@ def batch_parse(data: object, *, sensors: dict[str, object]) -> list[Item]:
             if (
                 type(sensor) is str and sensor in sensors
                 and type(ts) is float and 0 <= ts < 32503680000.0
-                and ((type(value) is float and math.isfinite(value)) or type(value) is int)
+                and ((type(value) is float and math.isfinite(value)) or (type(value) is int and -_BIG < value < _BIG))
                 and len(item) == 3
             ):
                 append((sensor, ts, value))
@@ -83,7 +85,10 @@ def _check_item(index: int, item: dict, sensors, errors: list[dict], append) -> 
             errors.append({"index": index, "field": "timestamp", "message": str(exc)})
     value = item.get("value")
     if "value" in item and not _is_value(value):
-        errors.append({"index": index, "field": "value", "message": "must be a finite number or a JSON object"})
+        errors.append(
+            {"index": index, "field": "value",
+             "message": "must be a finite number or a JSON object (numbers within a double's range, text without NUL)"}
+        )
     if len(errors) == found:
         append((sensor, ts, value))
 
@@ -96,21 +101,37 @@ def _unix(raw: object) -> float:
 def _is_value(value: object) -> bool:
     if type(value) is bool or value is None:
         return False
-    if isinstance(value, int):
-        return True
-    if isinstance(value, float):
-        return math.isfinite(value)
+    if isinstance(value, int | float):
+        return _storable(value)
     if isinstance(value, dict):
-        return all(_finite_json(v) for v in value.values())
+        return _storable(value)
     return False
 
 
-def _finite_json(value: object) -> bool:
-    # NaN and infinities are not JSON: PostgreSQL's jsonb would refuse the whole batch.
-    if isinstance(value, float):
-        return math.isfinite(value)
+def _storable(value: object) -> bool:
+    """Whether the database can store and aggregate it: no NaN or infinity, no number beyond a
+    double, no NUL or lone surrogate in a string (PostgreSQL's jsonb refuses them)."""
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, int | float):
+        try:
+            return math.isfinite(float(value))
+        except OverflowError:
+            return False
+    if isinstance(value, str):
+        return _clean_text(value)
     if isinstance(value, dict):
-        return all(_finite_json(v) for v in value.values())
+        return all(_clean_text(k) and _storable(v) for k, v in value.items())
     if isinstance(value, list):
-        return all(_finite_json(v) for v in value)
+        return all(_storable(v) for v in value)
+    return False
+
+
+def _clean_text(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
     return True

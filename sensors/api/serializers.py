@@ -11,6 +11,11 @@ class SensorSerializer(serializers.ModelSerializer):
         # Uniqueness within the rig is checked by RigSerializer, across the whole list.
         validators = []
 
+    def validate_rate_hz(self, value: float | None) -> float | None:
+        if value is not None and not 0 < value <= 1_000_000:
+            raise serializers.ValidationError("must be greater than 0 (Hz), at most 1,000,000")
+        return value
+
 
 class RigSerializer(serializers.ModelSerializer):
     sensors = SensorSerializer(many=True)

@@ -242,12 +242,24 @@ _recorders: dict[int, tuple[threading.Lock, SessionRecorder]] = {}
 _recorders_lock = threading.Lock()
 
 
+# A rig records one session at a time, so few are live; past this many the oldest go (a
+# forgotten recorder only costs a reload from the database).
+_MAX_RECORDERS = 256
+
+
 def _recorder(session_id: int) -> tuple[threading.Lock, SessionRecorder]:
     with _recorders_lock:
         entry = _recorders.get(session_id)
         if entry is None:
+            while len(_recorders) >= _MAX_RECORDERS:
+                _recorders.pop(next(iter(_recorders)))
             entry = _recorders[session_id] = (threading.Lock(), SessionRecorder(session_id))
         return entry
+
+
+def _forget_recorder(session_id: int) -> None:
+    with _recorders_lock:
+        _recorders.pop(session_id, None)
 
 
 def _ingest(request, session_id: int) -> Response:
@@ -260,6 +272,7 @@ def _ingest(request, session_id: int) -> Response:
             status=status.HTTP_409_CONFLICT,
         )
     if session.status != RecordingSession.Status.RECORDING:
+        _forget_recorder(session_id)
         return Response({"detail": f"session {session_id} is {session.status}, not recording"}, status=status.HTTP_409_CONFLICT)
     sensors = dict(Sensor.objects.filter(rig_id=session.rig_id).values_list("name", "id"))
     try:
@@ -271,8 +284,7 @@ def _ingest(request, session_id: int) -> Response:
         with lock:
             result = readings_record(recorder=recorder, items=items)
     except SessionNotRecording:
-        with _recorders_lock:
-            _recorders.pop(session_id, None)
+        _forget_recorder(session_id)
         return Response({"detail": f"session {session_id} stopped recording; nothing was stored"}, status=status.HTTP_409_CONFLICT)
     broadcast.publish_sync(session_id, broadcast.batch_event(result))
     return Response(

@@ -1,0 +1,134 @@
+"""Whatever a client sends, the answer is a 4xx with a JSON message, never a 500.
+
+The inputs that still give a 500 are the xfail tests next to the behaviour they break
+(test_ingest.py, test_rigs.py).
+"""
+
+import pytest
+
+from .conftest import T0
+
+pytestmark = pytest.mark.django_db
+
+BAD_QUERIES = [
+    ("/api/v1/sensors/readings", {"limit": "1e3"}),
+    ("/api/v1/sensors/readings", {"limit": ""}),
+    ("/api/v1/sensors/readings", {"limit": "١٠"}),  # Arabic-Indic digits
+    ("/api/v1/sensors/readings", {"session": "99999999999999999999999"}),
+    ("/api/v1/sensors/readings", {"session": "1 OR 1=1"}),
+    ("/api/v1/sensors/readings", {"sensor": "x" * 5000}),
+    ("/api/v1/sensors/readings", {"sensor": "'; DROP TABLE recording_reading; --"}),
+    ("/api/v1/sensors/readings", {"start_time": "inf"}),
+    ("/api/v1/sensors/readings", {"start_time": "1" + "0" * 400}),
+    ("/api/v1/sensors/readings", {"start_time": "0x10"}),
+    ("/api/v1/sensors/readings", {"end_time": "2024-02-30T00:00:00"}),
+    ("/api/v1/sensors/readings", {"end_time": "\x00"}),
+    ("/api/v1/sensors/readings", {"after": "1.1.1"}),
+    ("/api/v1/sensors/readings", {"after": "nan.1"}),
+    ("/api/v1/sensors/readings", {"after": "1700000000000000.-1"}),
+    ("/api/v1/sessions/export/csv", {"session": "-5"}),
+    ("/api/v1/sessions/export/csv", {"session": "99999999999999999999999"}),
+    ("/api/v1/sessions/status", {"rig": "x" * 500}),
+    ("/api/v1/sessions/99999999999999999999999/readings/", {}),
+    ("/api/v1/sessions/-1/readings/", {}),
+    ("/api/v1/sessions/1.5/", {}),
+    ("/api/v1/sessions/99999999999999999999999/export/csv", {}),
+    ("/api/v1/rigs/%20/", {}),
+]
+
+
+@pytest.mark.parametrize(("path", "query"), BAD_QUERIES)
+def test_a_strange_query_is_never_a_500(staff_client, bench_session, path, query):
+    staff_client.raise_request_exception = False
+
+    response = staff_client.get(path, query)
+
+    # An empty limit means the default; a forged but well-formed paging position is just a position.
+    assert response.status_code < 500, response.content[:300]
+    if response.status_code >= 400 and response["Content-Type"].startswith("application/json"):
+        assert response.json()["detail"]
+
+
+BAD_BODIES = [
+    ("/api/v1/sessions/start", {"rig": ["sim"]}),
+    ("/api/v1/sessions/start", {"rig": None}),
+    ("/api/v1/sessions/start", {"rig": "x" * 100}),
+    ("/api/v1/sessions/start", {"name": "n" * 201}),
+    ("/api/v1/sessions/start", {"name": {"a": 1}}),
+    ("/api/v1/sessions/start", [1, 2]),
+    ("/api/v1/sessions/start", "sim"),
+    ("/api/v1/sessions/stop", {"session_id": 2**70}),
+    ("/api/v1/sessions/stop", {"session_id": "1; DROP"}),
+    ("/api/v1/sessions/stop", {"session_id": True}),
+    ("/api/v1/sessions/reset", {"rig": 5}),
+    ("/api/v1/sessions/reset", {"rig": "no such rig"}),
+    ("/api/v1/rigs/", {"name": "r", "sensors": [{"name": "a", "sensor_type": "t" * 65}]}),
+    ("/api/v1/rigs/", {"name": "r", "sensors": [{"name": "a", "sensor_type": "t", "unit": "u" * 33}]}),
+    ("/api/v1/rigs/", {"name": "r", "sensors": [None]}),
+    ("/api/v1/rigs/", {"name": "r", "sensors": {"name": "a"}}),
+    ("/api/v1/rigs/", {"name": "x" * 65, "sensors": [{"name": "a", "sensor_type": "t"}]}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), BAD_BODIES)
+def test_a_bad_body_is_a_4xx_with_a_message(staff_client, bench_session, path, body):
+    staff_client.raise_request_exception = False
+
+    response = staff_client.post(path, body, format="json")
+
+    assert 400 <= response.status_code < 500, response.content[:300]
+    assert response.json()["detail"]
+
+
+RAW_BATCHES = [
+    "",
+    "null",
+    "{}",
+    "[null]",
+    "[[]]",
+    "[" + ",".join(["{}"] * 500) + "]",
+    '[{"sensor": "fz", "timestamp": 1e400, "value": 1}]',
+    '[{"sensor": "fz", "timestamp": NaN, "value": 1}]',
+    '[{"sensor": "fz", "timestamp": 1700000000, "value": Infinity}]',
+    '[{"sensor": "fz", "timestamp": 1700000000, "value": -1e400}]',
+    '[{"sensor": "ft6", "timestamp": 1700000000, "value": {"fx": 1e400}}]',
+    '[{"sensor": "ft6", "timestamp": 1700000000, "value": {"fx": [1, {"a": 1e999}]}}]',
+    '[{"sensor": ["fz"], "timestamp": 1700000000, "value": 1}]',
+    '[{"sensor": {"a": 1}, "timestamp": 1700000000, "value": 1}]',
+    '[{"sensor": "fz", "timestamp": {"s": 1}, "value": 1}]',
+    '[{"sensor": "fz", "timestamp": "", "value": 1}]',
+    '[{"sensor": "fz", "timestamp": "  ", "value": 1}]',
+    '[{"sensor": "fz", "timestamp": "1700000000,5", "value": 1}]',
+    '[{"sensor": "fz", "timestamp": "32503680000", "value": 1}]',
+    '[{"sensor": "fz", "timestamp": 1700000000, "value": 1',
+    '[{"sensor": "fz", "timestamp": 1700000000, "value": "\\u0000"}]',
+]
+
+
+@pytest.mark.parametrize("text", RAW_BATCHES)
+def test_a_bad_raw_batch_is_a_4xx_and_stores_nothing(staff_client, bench_session, text):
+    from sessions.models import Reading
+
+    staff_client.raise_request_exception = False
+
+    response = staff_client.post(
+        f"/api/v1/sessions/{bench_session}/readings/", data=text, content_type="application/json"
+    )
+
+    assert 400 <= response.status_code < 500, response.content[:300]
+    assert response.json()["detail"]
+    assert not Reading.objects.filter(session_id=bench_session).exists()
+
+
+def test_a_batch_sent_as_a_form_is_a_400(staff_client, bench_session):
+    response = staff_client.post(
+        f"/api/v1/sessions/{bench_session}/readings/", {"sensor": "fz", "timestamp": T0, "value": 1}
+    )
+
+    assert response.status_code in (400, 415)
+
+
+def test_an_unsupported_method_is_a_405(staff_client, bench_session):
+    assert staff_client.get("/api/v1/sessions/start").status_code == 405
+    assert staff_client.put(f"/api/v1/sessions/{bench_session}/", {}, format="json").status_code == 405
+    assert staff_client.delete(f"/api/v1/sessions/{bench_session}/readings/").status_code == 405

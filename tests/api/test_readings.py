@@ -1,0 +1,270 @@
+"""Reading readings back: `GET /api/v1/sensors/readings` and `GET /api/v1/sessions/{id}/readings/`."""
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+
+from .conftest import T0, ft6_value, readings
+
+pytestmark = pytest.mark.django_db
+
+READINGS = "/api/v1/sensors/readings"
+
+
+def iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat()
+
+
+def next_link(response) -> str | None:
+    header = response.headers.get("Link")
+    if header is None:
+        return None
+    match = re.fullmatch(r'<([^>]+)>; rel="next"', header)
+    assert match, header
+    return match.group(1)
+
+
+@pytest.fixture
+def recorded(ingest, bench_session):
+    """fz every 0.1 s from T0 (5 readings), temp at the same instants (5), one ft6 reading."""
+    batch = (
+        readings("fz", [10.0, 11.0, 12.0, 13.0, 14.0])
+        + readings("temp", [20, 21, 22, 23, 24])
+        + readings("ft6", [ft6_value(0)], t0=T0 + 0.25)
+    )
+    assert ingest(bench_session, batch).status_code == 201
+    return bench_session
+
+
+def test_readings_have_the_seed_shape_in_timestamp_order(staff_client, recorded):
+    response = staff_client.get(READINGS, {"session": recorded})
+
+    assert response.status_code == 200
+    rows = response.json()
+    assert len(rows) == 11
+    assert all({"timestamp", "sensor_type", "value", "sensor", "session_id"} <= set(r) for r in rows)
+    assert [r["timestamp"] for r in rows] == sorted(r["timestamp"] for r in rows)
+    assert rows[0]["timestamp"] == T0
+    assert all(isinstance(r["timestamp"], float) for r in rows)
+    ft6 = next(r for r in rows if r["sensor"] == "ft6")
+    assert ft6 == {**ft6, "sensor_type": "force_torque", "value": ft6_value(0), "session_id": recorded}
+
+
+def test_the_session_readings_path_answers_like_the_seed_path(staff_client, recorded):
+    seed = staff_client.get(READINGS, {"session": recorded, "sensor": "fz"}).json()
+    nested = staff_client.get(f"/api/v1/sessions/{recorded}/readings/", {"sensor": "fz"}).json()
+
+    assert nested == seed
+    assert [r["value"] for r in nested] == [10.0, 11.0, 12.0, 13.0, 14.0]
+
+
+def test_readings_filter_by_session(staff_client, recorded, start, ingest, sim):
+    staff_client.post("/api/v1/sessions/stop", {"session_id": recorded}, format="json")
+    other = start("bench")["session_id"]
+    ingest(other, readings("fz", [99.0], t0=T0 + 100))
+
+    rows = staff_client.get(READINGS, {"session": other}).json()
+
+    assert [(r["session_id"], r["value"]) for r in rows] == [(other, 99.0)]
+    assert len(staff_client.get(READINGS).json()) == 12
+
+
+def test_readings_filter_by_sensor(staff_client, recorded):
+    rows = staff_client.get(READINGS, {"sensor": "temp"}).json()
+
+    assert [r["value"] for r in rows] == [20, 21, 22, 23, 24]
+    assert {r["sensor"] for r in rows} == {"temp"}
+
+
+def test_readings_filter_by_sensor_type(staff_client, recorded):
+    rows = staff_client.get(READINGS, {"sensor_type": "force_torque"}).json()
+
+    assert [r["sensor"] for r in rows] == ["ft6"]
+
+
+def test_an_unused_sensor_type_matches_nothing(staff_client, recorded):
+    response = staff_client.get(READINGS, {"sensor_type": "humidity"})
+
+    assert response.status_code == 200
+    assert response.json() == []
+
+
+@pytest.mark.parametrize("as_iso", [False, True], ids=["unix", "iso"])
+def test_readings_filter_by_a_time_range(staff_client, recorded, as_iso):
+    start, end = T0 + 0.1, T0 + 0.3
+    query = {"sensor": "fz", "start_time": iso(start) if as_iso else start, "end_time": iso(end) if as_iso else end}
+
+    rows = staff_client.get(READINGS, query).json()
+
+    # Both ends are included.
+    assert [r["value"] for r in rows] == [11.0, 12.0, 13.0]
+
+
+def test_a_naive_iso_time_is_utc(staff_client, recorded):
+    rows = staff_client.get(READINGS, {"sensor": "fz", "start_time": "2023-11-14T22:13:20.350"}).json()
+
+    assert [r["value"] for r in rows] == [14.0]
+
+
+def test_limit_defaults_to_100(staff_client, ingest, bench_session):
+    ingest(bench_session, readings("temp", [float(i) for i in range(150)]))
+
+    response = staff_client.get(READINGS)
+
+    assert len(response.json()) == 100
+    assert next_link(response) is not None
+
+
+def test_limit_bounds_the_number_of_readings(staff_client, recorded):
+    response = staff_client.get(READINGS, {"limit": 3})
+
+    assert [r["value"] for r in response.json()] == [10.0, 20, 11.0]
+
+
+def test_a_limit_up_to_max_data_points_is_accepted(staff_client, recorded, settings):
+    settings.MAX_DATA_POINTS = 11
+
+    response = staff_client.get(READINGS, {"limit": 11})
+
+    assert response.status_code == 200
+    assert len(response.json()) == 11
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "abc", "1.5", "10001", "99999999999999999999999"])
+def test_a_bad_limit_is_a_400_naming_limit(staff_client, recorded, limit):
+    response = staff_client.get(READINGS, {"limit": limit})
+
+    assert response.status_code == 400
+    assert "limit" in response.json()["detail"]
+    assert "limit" in response.json()["errors"]
+
+
+def test_a_limit_above_a_lowered_max_data_points_is_a_400(staff_client, recorded, settings):
+    settings.MAX_DATA_POINTS = 50
+
+    response = staff_client.get(READINGS, {"limit": 51})
+
+    assert response.status_code == 400
+    assert "limit" in response.json()["detail"]
+    assert "50" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("name", ["start_time", "end_time"])
+@pytest.mark.parametrize("value", ["yesterday", "2024-13-45", "nan", "-5", "1e400"])
+def test_a_bad_time_is_a_400_naming_it(staff_client, recorded, name, value):
+    response = staff_client.get(READINGS, {name: value})
+
+    assert response.status_code == 400
+    assert name in response.json()["detail"]
+    assert name in response.json()["errors"]
+
+
+def test_an_end_before_the_start_is_a_400(staff_client, recorded):
+    response = staff_client.get(READINGS, {"start_time": T0 + 1, "end_time": T0})
+
+    assert response.status_code == 400
+    assert "end_time" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("session", ["abc", "0", "-2", "1.5"])
+def test_a_bad_session_is_a_400_naming_it(staff_client, recorded, session):
+    response = staff_client.get(READINGS, {"session": session})
+
+    assert response.status_code == 400
+    assert "session" in response.json()["detail"]
+
+
+def test_an_unknown_session_is_a_404(staff_client, recorded):
+    response = staff_client.get(READINGS, {"session": 99999})
+
+    assert response.status_code == 404
+    assert "99999" in response.json()["detail"]
+
+
+def test_an_unknown_session_path_is_a_404(staff_client, recorded):
+    for path in ("/api/v1/sessions/99999/readings/", "/api/v1/sessions/abc/readings/"):
+        response = staff_client.get(path)
+        assert response.status_code == 404, path
+
+
+def test_an_unknown_sensor_is_a_404(staff_client, recorded):
+    response = staff_client.get(READINGS, {"sensor": "nope"})
+
+    assert response.status_code == 404
+    assert "nope" in response.json()["detail"]
+
+
+def test_a_sensor_of_another_rig_is_a_404_within_a_session(staff_client, recorded, sim):
+    response = staff_client.get(f"/api/v1/sessions/{recorded}/readings/", {"sensor": "force"})
+
+    assert response.status_code == 404
+    assert "force" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("after", ["abc", "1.2.3", "-5.1", "99999999999999999999999999.1", "1700000000000000"])
+def test_a_forged_paging_position_is_a_400_naming_after(staff_client, recorded, after):
+    response = staff_client.get(READINGS, {"after": after})
+
+    assert response.status_code == 400
+    assert "after" in response.json()["detail"]
+
+
+def test_the_last_page_has_no_next_link(staff_client, recorded):
+    response = staff_client.get(READINGS, {"limit": 20})
+
+    assert len(response.json()) == 11
+    assert "Link" not in response.headers
+
+
+def test_paging_through_next_links_returns_every_reading_once_in_order(staff_client, ingest, bench_session):
+    # 2,500 readings; fz and temp share every timestamp, and runs of 7 readings share one instant.
+    batch = []
+    for i in range(1250):
+        t = T0 + (i // 7) * 0.01
+        batch.append({"sensor": "fz", "timestamp": t, "value": float(i)})
+        batch.append({"sensor": "temp", "timestamp": t, "value": i})
+    assert ingest(bench_session, batch).status_code == 201
+
+    pages = []
+    response = staff_client.get(f"/api/v1/sessions/{bench_session}/readings/", {"limit": 300})
+    while True:
+        assert response.status_code == 200
+        pages.append(response.json())
+        link = next_link(response)
+        if link is None:
+            break
+        assert "limit=300" in link
+        response = staff_client.get(link)
+
+    rows = [row for page in pages for row in page]
+    assert [len(page) for page in pages[:-1]] == [300] * (len(pages) - 1)
+    assert len(rows) == 2500
+    assert sorted(r["seq"] for r in rows) == list(range(1, 2501))
+    assert [r["timestamp"] for r in rows] == sorted(r["timestamp"] for r in rows)
+    assert rows == staff_client.get(f"/api/v1/sessions/{bench_session}/readings/", {"limit": 10000}).json()
+
+
+def test_paging_keeps_the_filters(staff_client, recorded):
+    response = staff_client.get(READINGS, {"sensor": "temp", "limit": 2})
+    values = [r["value"] for r in response.json()]
+    while (link := next_link(response)) is not None:
+        assert "sensor=temp" in link
+        response = staff_client.get(link)
+        values += [r["value"] for r in response.json()]
+
+    assert values == [20, 21, 22, 23, 24]
+
+
+def test_readings_need_credentials(anon_client, recorded):
+    response = anon_client.get(READINGS)
+
+    assert response.status_code in (401, 403)
+    assert anon_client.get(f"/api/v1/sessions/{recorded}/readings/").status_code in (401, 403)
+
+
+def test_readings_are_public_with_robotest_public_read(anon_client, recorded, settings):
+    settings.ROBOTEST_PUBLIC_READ = True
+
+    assert len(anon_client.get(READINGS).json()) == 11
+    assert len(anon_client.get(f"/api/v1/sessions/{recorded}/readings/").json()) == 11
