@@ -214,7 +214,7 @@ class SessionRunner:
         batch, self.pending = self.pending, []
         while True:
             try:
-                result = await self.engine.db(readings_record, recorder=self.recorder, items=batch)
+                result = await self.engine.db(readings_record, recorder=self.recorder, items=batch, until_stop=True)
                 break
             except SessionNotRecording:
                 raise
@@ -226,7 +226,8 @@ class SessionRunner:
                 self.pending = []
                 if self.closing:
                     continue
-        self._emit(broadcast.batch_event(result))
+        if result.readings:
+            self._emit(broadcast.batch_event(result))
 
     async def _complete(self) -> None:
         session = await self.engine.db(session_complete, session_id=self.session_id, publish=False)

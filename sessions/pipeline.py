@@ -84,20 +84,27 @@ class SessionRecorder:
         self.validator.restore(open_episodes=open_episodes, recent=recent)
 
 
-def readings_record(*, recorder: SessionRecorder, items: Sequence[Item]) -> RecordResult:
+def readings_record(*, recorder: SessionRecorder, items: Sequence[Item], until_stop: bool = False) -> RecordResult:
     """Validate and store one batch of a recording session, all or nothing.
 
     Items must name sensors of the session's rig (the callers check). Raises SessionNotRecording
-    when the session has stopped recording; nothing is stored then.
+    when the session has stopped recording, or is stopping and `until_stop` is false (ingest);
+    nothing is stored then. With `until_stop` (the engine), readings stamped after the stop
+    instant are left out: a recorder that heard of the stop late still ends the session on time.
     """
-    count = len(items)
     try:
         with transaction.atomic():
+            stop_at = _lock_session(recorder.session_id)
+            if stop_at is not None:
+                if not until_stop:
+                    raise SessionNotRecording(f"session {recorder.session_id} is stopping")
+                items = [item for item in items if item[1] <= stop_at]
+            items = sorted(items, key=_by_time)
+            count = len(items)
             last_seq = _take_positions(recorder.session_id, count)
             first_seq = last_seq - count + 1
             if recorder.next_seq != first_seq or recorder.validator is None:
                 recorder.reload()
-            items = sorted(items, key=_by_time)
             result = _store(recorder, items, first_seq)
             recorder.next_seq = last_seq + 1
             return result
@@ -111,18 +118,27 @@ def _by_time(item: Item) -> float:
     return item[1]
 
 
+def _lock_session(session_id: int) -> float | None:
+    """Lock the session's row (writers of one session take turns); its stop instant, if stopping."""
+    row = (
+        RecordingSession.objects.select_for_update()
+        .filter(pk=session_id, status=RecordingSession.Status.RECORDING)
+        .values_list("stop_requested_at", flat=True)
+    )
+    found = list(row)
+    if not found:
+        raise SessionNotRecording(f"session {session_id} is not recording")
+    return found[0].timestamp() if found[0] is not None else None
+
+
 def _take_positions(session_id: int, count: int) -> int:
     table = RecordingSession._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET reading_count = reading_count + %s WHERE id = %s AND status = %s "
-            "RETURNING reading_count",
-            [count, session_id, RecordingSession.Status.RECORDING],
+            f"UPDATE {table} SET reading_count = reading_count + %s WHERE id = %s RETURNING reading_count",
+            [count, session_id],
         )
-        row = cursor.fetchone()
-    if row is None:
-        raise SessionNotRecording(f"session {session_id} is not recording")
-    return row[0]
+        return cursor.fetchone()[0]
 
 
 def _store(recorder: SessionRecorder, items: Sequence[Item], first_seq: int) -> RecordResult:

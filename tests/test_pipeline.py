@@ -256,3 +256,33 @@ def test_recording_into_an_aborted_session_raises(session):
         record(SessionRecorder(session.pk), items("fz", [2.0]))
 
     assert not Reading.objects.filter(session=session).exists()
+
+
+# --- the stop instant ------------------------------------------------------------------------
+
+
+def _request_stop(session, at):
+    from datetime import UTC, datetime
+
+    RecordingSession.objects.filter(pk=session.pk).update(stop_requested_at=datetime.fromtimestamp(at, tz=UTC))
+
+
+def test_a_recorder_that_hears_of_the_stop_late_stores_nothing_stamped_after_it(session):
+    recorder = SessionRecorder(session.pk)
+    _request_stop(session, T0 + 0.45)
+
+    result = readings_record(recorder=recorder, items=items("fz", [1.0] * 10), until_stop=True)
+
+    assert result.accepted == 5
+    assert [seq for _, seq, _ in stored(session)] == [1, 2, 3, 4, 5]
+    assert RecordingSession.objects.get(pk=session.pk).reading_count == 5
+
+
+def test_ingest_into_a_stopping_session_is_refused_and_stores_nothing(session):
+    _request_stop(session, T0 + 100)
+
+    with pytest.raises(SessionNotRecording):
+        record(SessionRecorder(session.pk), items("fz", [1.0, 2.0]))
+
+    assert stored(session) == []
+    assert RecordingSession.objects.get(pk=session.pk).reading_count == 0
