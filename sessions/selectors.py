@@ -62,10 +62,11 @@ def session_summary(session: RecordingSession) -> dict:
     }
 
 
-def engine_alive() -> bool:
-    """Whether some simulator engine has beaten recently."""
+def engine_alive(name: str = "") -> bool:
+    """Whether the engine `name` (or, without a name, any engine) has beaten recently."""
     horizon = timezone.now() - timedelta(seconds=settings.ROBOTEST_HEARTBEAT_TIMEOUT)
-    return EngineHeartbeat.objects.filter(beat_at__gte=horizon).exists()
+    beats = EngineHeartbeat.objects.filter(beat_at__gte=horizon)
+    return (beats.filter(name=name) if name else beats).exists()
 
 
 def recording_session(*, rig_name: str) -> RecordingSession | None:

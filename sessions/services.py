@@ -72,9 +72,18 @@ def session_stop(*, session: RecordingSession) -> RecordingSession:
     if session.rig.source == Rig.Source.SIMULATED and engine_alive():
         broadcast.engine_wake()
         deadline = time.monotonic() + STOP_WAIT_SECONDS
+        next_check = time.monotonic() + 0.5
         while time.monotonic() < deadline:
-            if not RecordingSession.objects.filter(pk=session.pk, status=RecordingSession.Status.RECORDING).exists():
+            owner = RecordingSession.objects.filter(pk=session.pk, status=RecordingSession.Status.RECORDING).values_list(
+                "engine", flat=True
+            ).first()
+            if owner is None:
                 break
+            if time.monotonic() >= next_check:
+                # The engine may have died since (kill -9): then nothing holds readings; stop here.
+                if not engine_alive(owner):
+                    break
+                next_check = time.monotonic() + 0.5
             time.sleep(0.02)
         else:
             logger.warning("no engine completed session %s in %.0f s; completing it here", session.pk, STOP_WAIT_SECONDS)
