@@ -23,15 +23,28 @@ def session_group(session_id: int) -> str:
     return f"session.{int(session_id)}"
 
 
-def batch_event(result: RecordResult) -> dict:
-    return {
-        "type": "sensor.batch",
-        "session_id": result.session_id,
-        "first_seq": result.first_seq,
-        "last_seq": result.last_seq,
-        "readings": result.readings,
-        "validation": result.validation,
-    }
+# Readings per layer message: a flush that fell behind (tens of thousands of readings) goes out
+# as several events, each small enough for Redis to pass without stalling the other clients.
+MAX_EVENT_READINGS = 2000
+
+
+def batch_events(result: RecordResult) -> list[dict]:
+    """A stored batch as layer events, in sequence order; its validation results ride with the first."""
+    readings = result.readings
+    events = []
+    for start in range(0, max(len(readings), 1), MAX_EVENT_READINGS):
+        chunk = readings[start:start + MAX_EVENT_READINGS]
+        events.append(
+            {
+                "type": "sensor.batch",
+                "session_id": result.session_id,
+                "first_seq": result.first_seq + start,
+                "last_seq": result.first_seq + start + len(chunk) - 1,
+                "readings": chunk,
+                "validation": result.validation if start == 0 else [],
+            }
+        )
+    return events
 
 
 def status_event(summary: dict) -> dict:
@@ -47,11 +60,16 @@ async def publish(layer, session_id: int, event: dict) -> None:
         logger.exception("could not publish %s of session %s", event.get("type"), session_id)
 
 
-def publish_sync(session_id: int, event: dict) -> None:
+def publish_sync(session_id: int, *events: dict) -> None:
     """`publish` for sync code (views, services), typically from `transaction.on_commit`."""
     layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(publish)(layer, session_id, event)
+    if layer is not None and events:
+        async_to_sync(_publish_all)(layer, session_id, events)
+
+
+async def _publish_all(layer, session_id: int, events) -> None:
+    for event in events:
+        await publish(layer, session_id, event)
 
 
 def engine_wake() -> None:

@@ -227,7 +227,8 @@ class SessionRunner:
                 if self.closing:
                     continue
         if result.readings:
-            self._emit(broadcast.batch_event(result))
+            for event in broadcast.batch_events(result):
+                self._emit(event)
 
     async def _complete(self) -> None:
         session = await self.engine.db(session_complete, session_id=self.session_id, publish=False)

@@ -163,41 +163,39 @@ def _store(recorder: SessionRecorder, items: Sequence[Item], first_seq: int) -> 
 
 
 def results_save(*, recorder: SessionRecorder, episodes: list[Episode]) -> list[dict]:
-    """Insert the episodes opened, update the ones grown or closed; returns them as JSON-safe dicts."""
+    """Insert the episodes opened, update the ones grown or closed; returns them as JSON-safe dicts.
+
+    An episode opened and closed within one batch is inserted once, in its final state.
+    """
     if not episodes:
         return []
+    sensors = recorder.sensors
     new = [e for e in episodes if e.result_id is None]
     old = [e for e in episodes if e.result_id is not None]
     if new:
-        created = ValidationResult.objects.bulk_create(
-            [ValidationResult(session_id=recorder.session_id, **_result_fields(recorder, e)) for e in new]
+        ids = storage.results_insert(
+            recorder.session_id,
+            [
+                (sensors[e.sensor][0], e.rule, e.status, e.message[:_MESSAGE_MAX], e.first_timestamp,
+                 e.last_timestamp, e.count, e.peak, e.details, e.is_open)
+                for e in new
+            ],
         )
-        for episode, result in zip(new, created):
-            episode.result_id = result.pk
-        RecordingSession.objects.filter(pk=recorder.session_id).update(
-            alert_count=F("alert_count") + len(new)
-        )
+        for episode, pk in zip(new, ids, strict=True):
+            episode.result_id = pk
+        RecordingSession.objects.filter(pk=recorder.session_id).update(alert_count=F("alert_count") + len(new))
     if old:
-        objs = [ValidationResult(pk=e.result_id, **_result_fields(recorder, e)) for e in old]
-        ValidationResult.objects.bulk_update(
-            objs, ["status", "message", "last_timestamp", "count", "peak", "details", "is_open"]
+        storage.results_update(
+            [
+                (e.result_id, e.status, e.message[:_MESSAGE_MAX], e.last_timestamp, e.count, e.peak, e.details,
+                 e.is_open)
+                for e in old
+            ]
         )
     return [episode_json(e, session_id=recorder.session_id) for e in episodes]
 
 
-def _result_fields(recorder: SessionRecorder, e: Episode) -> dict:
-    return {
-        "sensor_id": recorder.sensors[e.sensor][0],
-        "rule": e.rule,
-        "status": e.status,
-        "message": e.message,
-        "first_timestamp": storage.from_unix(e.first_timestamp),
-        "last_timestamp": storage.from_unix(e.last_timestamp),
-        "count": e.count,
-        "peak": e.peak,
-        "details": e.details,
-        "is_open": e.is_open,
-    }
+_MESSAGE_MAX = ValidationResult._meta.get_field("message").max_length
 
 
 def _episode_from_result(r: ValidationResult, sensor_name: str, sensor_type: str) -> Episode:

@@ -82,3 +82,91 @@ def to_unix(dt: datetime) -> float:
 
 def from_unix(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
+
+
+# --- validation results ----------------------------------------------------------------------
+# A spiky signal opens a result every few readings (the seed's force spikes: ~15 % of readings),
+# so results are written in bulk too: one INSERT … SELECT FROM unnest(…) RETURNING id on
+# PostgreSQL; on SQLite (in-process, no round trips) one statement a row.
+
+ResultRow = tuple  # (sensor_id, rule, status, message, first, last, count, peak, details, is_open)
+
+_RESULT_COLUMNS = "sensor_id, rule, status, message, first_timestamp, last_timestamp, count, peak, details, is_open"
+_PG_RESULTS_INSERT = (
+    "INSERT INTO {table} (session_id, " + _RESULT_COLUMNS + ", acknowledge_comment) "
+    "SELECT %s, u.sensor_id, u.rule, u.status, u.message, u.first_ts, u.last_ts, u.count, u.peak, "
+    "u.details::jsonb, u.is_open, '' FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], "
+    "%s::timestamptz[], %s::timestamptz[], %s::int[], %s::float8[], %s::text[], %s::bool[]) "
+    "WITH ORDINALITY AS u(sensor_id, rule, status, message, first_ts, last_ts, count, peak, details, is_open, n) "
+    "ORDER BY u.n RETURNING id"
+)
+_PG_RESULTS_UPDATE = (
+    "UPDATE {table} AS r SET status = u.status, message = u.message, last_timestamp = u.last_ts, "
+    "count = u.count, peak = u.peak, details = u.details::jsonb, is_open = u.is_open "
+    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::int[], %s::float8[], "
+    "%s::text[], %s::bool[]) AS u(id, status, message, last_ts, count, peak, details, is_open) WHERE r.id = u.id"
+)
+_SQLITE_RESULTS_INSERT = (
+    "INSERT INTO {table} (session_id, " + _RESULT_COLUMNS + ", acknowledge_comment) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '') RETURNING id"
+)
+_SQLITE_RESULTS_UPDATE = (
+    "UPDATE {table} SET status = %s, message = %s, last_timestamp = %s, count = %s, peak = %s, "
+    "details = %s, is_open = %s WHERE id = %s"
+)
+
+
+def results_insert(session_id: int, rows: Sequence[ResultRow]) -> list[int]:
+    """Insert results (timestamps as Unix seconds, details as dicts); their ids, in order."""
+    if not rows:
+        return []
+    from .models import ValidationResult
+
+    table = ValidationResult._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            columns = list(zip(*rows))
+            params = [
+                session_id, list(columns[0]), list(columns[1]), list(columns[2]), list(columns[3]),
+                [from_unix(t) for t in columns[4]], [from_unix(t) for t in columns[5]],
+                list(columns[6]), list(columns[7]), [_dumps(d) for d in columns[8]], list(columns[9]),
+            ]
+            cursor.execute(_PG_RESULTS_INSERT.format(table=table), params)
+            return [row[0] for row in cursor.fetchall()]
+        sql = _SQLITE_RESULTS_INSERT.format(table=table)
+        ids = []
+        for sensor_id, rule, status, message, first, last, count, peak, details, is_open in rows:
+            cursor.execute(
+                sql,
+                [session_id, sensor_id, rule, status, message, _sqlite_time(first), _sqlite_time(last), count,
+                 peak, _dumps(details), is_open],
+            )
+            ids.append(cursor.fetchone()[0])
+        return ids
+
+
+def results_update(rows: Sequence[tuple]) -> None:
+    """Update results: rows of (id, status, message, last, count, peak, details, is_open)."""
+    if not rows:
+        return
+    from .models import ValidationResult
+
+    table = ValidationResult._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            c = list(zip(*rows))
+            cursor.execute(
+                _PG_RESULTS_UPDATE.format(table=table),
+                [list(c[0]), list(c[1]), list(c[2]), [from_unix(t) for t in c[3]], list(c[4]), list(c[5]),
+                 [_dumps(d) for d in c[6]], list(c[7])],
+            )
+            return
+        cursor.executemany(
+            _SQLITE_RESULTS_UPDATE.format(table=table),
+            [(status, message, _sqlite_time(last), count, peak, _dumps(details), is_open, pk)
+             for pk, status, message, last, count, peak, details, is_open in rows],
+        )
+
+
+def _sqlite_time(ts: float) -> str:
+    return str(_EPOCH + timedelta(microseconds=round(ts * 1_000_000)))

@@ -286,3 +286,14 @@ def test_ingest_into_a_stopping_session_is_refused_and_stores_nothing(session):
 
     assert stored(session) == []
     assert RecordingSession.objects.get(pk=session.pk).reading_count == 0
+
+
+def test_a_large_batch_is_published_as_several_events_in_sequence_order(session):
+    from sessions import broadcast
+
+    result = record(SessionRecorder(session.pk), items("fz", [1.0] * 4500, step=0.001))
+    events = broadcast.batch_events(result)
+
+    assert [len(e["readings"]) for e in events] == [2000, 2000, 500]
+    assert [(e["first_seq"], e["last_seq"]) for e in events] == [(1, 2000), (2001, 4000), (4001, 4500)]
+    assert [r["seq"] for e in events for r in e["readings"]] == list(range(1, 4501))

@@ -5,7 +5,6 @@ from urllib.parse import urlencode
 
 from django.db import transaction
 from django.http import StreamingHttpResponse
-from django.shortcuts import get_object_or_404
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -286,7 +285,7 @@ def _ingest(request, session_id: int) -> Response:
     except SessionNotRecording:
         _forget_recorder(session_id)
         return Response({"detail": f"session {session_id} stopped recording; nothing was stored"}, status=status.HTTP_409_CONFLICT)
-    broadcast.publish_sync(session_id, broadcast.batch_event(result))
+    broadcast.publish_sync(session_id, *broadcast.batch_events(result))
     return Response(
         {"accepted": result.accepted, "first_seq": result.first_seq, "last_seq": result.last_seq,
          "validation": result.validation},
