@@ -1,13 +1,28 @@
-"""ASGI entry point: HTTP through Django, WebSocket through Channels."""
+"""ASGI entry point: HTTP through Django, WebSocket `/ws/sensor-data` through Channels."""
 
 import os
 
-from channels.routing import ProtocolTypeRouter
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter, URLRouter
 from django.core.asgi import get_asgi_application
+from django.urls import path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "robotest_site.settings.local")
 
 # Django must be set up before anything imports models (consumers, routing).
 django_asgi_app = get_asgi_application()
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from robotest_site import daphne_flow  # noqa: E402
+from robotest_site.ws_access import WebSocketAccess  # noqa: E402
+from sessions.consumers import SensorDataConsumer  # noqa: E402
+
+daphne_flow.install()
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AuthMiddlewareStack(
+            WebSocketAccess(URLRouter([path("ws/sensor-data", SensorDataConsumer.as_asgi())]))
+        ),
+    }
+)

@@ -30,17 +30,18 @@ MAX_EVENT_READINGS = 2000
 
 def batch_events(result: RecordResult) -> list[dict]:
     """A stored batch as layer events, in sequence order; its validation results ride with the first."""
-    readings = result.readings
+    lines = result.lines
     events = []
-    for start in range(0, max(len(readings), 1), MAX_EVENT_READINGS):
-        chunk = readings[start:start + MAX_EVENT_READINGS]
+    for start in range(0, max(len(lines), 1), MAX_EVENT_READINGS):
+        chunk = lines[start:start + MAX_EVENT_READINGS]
         events.append(
             {
                 "type": "sensor.batch",
                 "session_id": result.session_id,
                 "first_seq": result.first_seq + start,
                 "last_seq": result.first_seq + start + len(chunk) - 1,
-                "readings": chunk,
+                "lines": chunk,
+                "sensors": result.sensors[start:start + MAX_EVENT_READINGS],
                 "validation": result.validation if start == 0 else [],
             }
         )

@@ -226,7 +226,7 @@ class SessionRunner:
                 self.pending = []
                 if self.closing:
                     continue
-        if result.readings:
+        if result.lines:
             for event in broadcast.batch_events(result):
                 self._emit(event)
 

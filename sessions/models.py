@@ -117,3 +117,15 @@ class EngineHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class LiveServer(models.Model):
+    """A web process's live-feed counters, written every few seconds: clients connected, frames dropped."""
+
+    name = models.CharField(max_length=200, unique=True)
+    clients = models.IntegerField(default=0)
+    dropped_frames = models.BigIntegerField(default=0)
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.name

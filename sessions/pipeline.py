@@ -6,6 +6,7 @@ counter under its row lock, validate, COPY the batch, upsert the validation resu
 Publishing happens after commit, so a client never sees a reading the database does not hold.
 """
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,17 +32,26 @@ class SessionNotRecording(Exception):
 
 @dataclass
 class RecordResult:
-    """What one stored batch changed: its readings as published, and the results it touched."""
+    """What one stored batch changed: its readings as published, and the results it touched.
+
+    Each reading is encoded to JSON once, here (`lines`, with its sensor's name beside it in
+    `sensors`); every live client's frames are built from that text.
+    """
 
     session_id: int
     first_seq: int
     last_seq: int
-    readings: list[dict]
+    lines: list[str]
+    sensors: list[str]
     validation: list[dict]
 
     @property
     def accepted(self) -> int:
-        return len(self.readings)
+        return len(self.lines)
+
+    @property
+    def readings(self) -> list[dict]:
+        return [json.loads(line) for line in self.lines]
 
 
 @dataclass
@@ -54,6 +64,7 @@ class SessionRecorder:
 
     session_id: int
     sensors: dict[str, tuple[int, str]] = field(default_factory=dict)  # name -> (id, type)
+    quoted: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (name, type) as JSON text
     validator: Validator | None = None
     next_seq: int = -1
 
@@ -61,6 +72,7 @@ class SessionRecorder:
         session = RecordingSession.objects.only("id", "rig_id", "rules", "reading_count").get(pk=self.session_id)
         rows = list(Sensor.objects.filter(rig_id=session.rig_id).values_list("id", "name", "sensor_type", "unit"))
         self.sensors = {name: (pk, sensor_type) for pk, name, sensor_type, _ in rows}
+        self.quoted = {name: (json.dumps(name), json.dumps(sensor_type)) for _, name, sensor_type, _ in rows}
         self.validator = Validator(
             session.rules,
             {name: sensor_type for _, name, sensor_type, _ in rows},
@@ -144,22 +156,27 @@ def _take_positions(session_id: int, count: int) -> int:
 def _store(recorder: SessionRecorder, items: Sequence[Item], first_seq: int) -> RecordResult:
     session_id = recorder.session_id
     sensors = recorder.sensors
+    quoted = recorder.quoted
     feed = recorder.validator.feed
+    value_json = storage.value_json
     rows = []
-    readings = []
+    lines = []
+    names = []
     seq = first_seq
     for name, ts, value in items:
-        sensor_id, sensor_type = sensors[name]
+        sensor_id = sensors[name][0]
         feed(name, ts, value)
-        rows.append((session_id, sensor_id, seq, round(ts * 1_000_000), value))
-        readings.append(
-            {"timestamp": ts, "sensor_type": sensor_type, "value": value, "sensor": name,
-             "session_id": session_id, "seq": seq}
+        text = value_json(value)
+        rows.append((session_id, sensor_id, seq, round(ts * 1_000_000), text))
+        lines.append(
+            f'{{"timestamp":{float(ts)!r},"sensor_type":{quoted[name][1]},"value":{text},'
+            f'"sensor":{quoted[name][0]},"session_id":{session_id},"seq":{seq}}}'
         )
+        names.append(name)
         seq += 1
     storage.readings_write(rows)
     validation = results_save(recorder=recorder, episodes=recorder.validator.take_changes())
-    return RecordResult(session_id, first_seq, seq - 1, readings, validation)
+    return RecordResult(session_id, first_seq, seq - 1, lines, names, validation)
 
 
 def results_save(*, recorder: SessionRecorder, episodes: list[Episode]) -> list[dict]:

@@ -1,7 +1,8 @@
 """Bulk writes of readings: binary COPY on PostgreSQL, one executemany on SQLite.
 
-Rows are `(session_id, sensor_id, seq, timestamp_us, value)`, with `timestamp_us` integer Unix
-microseconds and `value` a number or a JSON-safe object. Callers hold the transaction.
+Rows are `(session_id, sensor_id, seq, timestamp_us, value_json)`, with `timestamp_us` integer
+Unix microseconds and `value_json` the value's JSON text (`value_json()`). Callers hold the
+transaction.
 """
 
 import json
@@ -13,7 +14,7 @@ from django.db import connection
 
 from .models import Reading
 
-Row = tuple[int, int, int, int, object]
+Row = tuple[int, int, int, int, str]
 
 # PostgreSQL's binary timestamps count microseconds from 2000-01-01.
 _PG_EPOCH_US = 946_684_800 * 1_000_000
@@ -54,7 +55,7 @@ def _copy_binary(rows: Sequence[Row]) -> None:
     parts = [_COPY_HEADER]
     append = parts.append
     for session_id, sensor_id, seq, ts_us, value in rows:
-        text = value_json(value).encode()
+        text = value.encode()
         append(head(5, 8, session_id, 8, sensor_id, 8, seq, 8, ts_us - _PG_EPOCH_US, len(text) + 1))
         append(b"\x01")
         append(text)
@@ -68,7 +69,7 @@ def _copy_binary(rows: Sequence[Row]) -> None:
 def _insert_many(rows: Sequence[Row]) -> None:
     # Django's SQLite backend stores naive UTC text ("YYYY-MM-DD HH:MM:SS.ffffff") and JSON text.
     params = [
-        (session_id, sensor_id, seq, str(_EPOCH + timedelta(microseconds=ts_us)), value_json(value))
+        (session_id, sensor_id, seq, str(_EPOCH + timedelta(microseconds=ts_us)), value)
         for session_id, sensor_id, seq, ts_us, value in rows
     ]
     with connection.cursor() as cursor:

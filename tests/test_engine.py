@@ -1,6 +1,7 @@
 """The simulator engine in-process: the real Engine on this loop, PostgreSQL and the Redis layer."""
 
 import asyncio
+import json
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -82,7 +83,7 @@ async def test_engine_records_a_session_and_publishes_every_stored_batch_once(fa
     assert stopped.reading_count == sum(counts.values()) == await Reading.objects.filter(session=session).acount()
     # Every stored reading went out once, in sequence order, and the last event is the status.
     batches = [e for e in events if e["type"] == "sensor.batch"]
-    seqs = [r["seq"] for b in batches for r in b["readings"]]
+    seqs = [json.loads(line)["seq"] for b in batches for line in b["lines"]]
     assert seqs == list(range(1, stopped.reading_count + 1))
     assert events[-1]["type"] == "system.status"
     assert events[-1]["data"]["verdict"] == stopped.verdict

@@ -1,5 +1,7 @@
 """`sessions.pipeline.readings_record`: numbering, storage, validation episodes, recorder state."""
 
+import json
+
 import pytest
 
 from sensors.models import Rig, ValidationRule
@@ -294,6 +296,7 @@ def test_a_large_batch_is_published_as_several_events_in_sequence_order(session)
     result = record(SessionRecorder(session.pk), items("fz", [1.0] * 4500, step=0.001))
     events = broadcast.batch_events(result)
 
-    assert [len(e["readings"]) for e in events] == [2000, 2000, 500]
+    assert [len(e["lines"]) for e in events] == [2000, 2000, 500]
+    assert all(len(e["sensors"]) == len(e["lines"]) for e in events)
     assert [(e["first_seq"], e["last_seq"]) for e in events] == [(1, 2000), (2001, 4000), (4001, 4500)]
-    assert [r["seq"] for e in events for r in e["readings"]] == list(range(1, 4501))
+    assert [json.loads(line)["seq"] for e in events for line in e["lines"]] == list(range(1, 4501))

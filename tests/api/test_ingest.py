@@ -1,6 +1,7 @@
 """Ingest: `POST /api/v1/sessions/{id}/readings/` by an external rig."""
 
 import asyncio
+import json
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -123,7 +124,8 @@ def test_ingested_readings_are_published_to_the_session_group(ingest, bench_sess
             async with asyncio.timeout(5):
                 while True:
                     event = await layer.receive(channel)
-                    got = [(r["sensor"], r["value"], r["seq"]) for r in event.get("readings", [])]
+                    readings = [json.loads(line) for line in event.get("lines", [])]
+                    got = [(r["sensor"], r["value"], r["seq"]) for r in readings]
                     if event.get("type") == "sensor.batch" and got == expected:
                         return event
         finally:

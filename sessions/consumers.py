@@ -1,0 +1,184 @@
+"""The live feed: `/ws/sensor-data`, the seed's protocol (CONTRACT "WebSocket")."""
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from robotest_site.daphne_flow import EXTENSION
+from robotest_site.ws_access import REJECTION
+
+from . import broadcast, presence
+from .live import Subscription, SubscriptionError
+
+logger = logging.getLogger(__name__)
+
+# Frames a client may have waiting; past this the oldest go and the client gets a `lag` frame.
+OUTBOX_FRAMES = 5000
+# Bytes daphne may hold unsent for one client before its frames wait in the outbox instead.
+HIGH_WATER = 1 << 20
+# Handlers that touch no database: they skip Channels' per-message hop to the shared sync thread.
+_LIVE_HANDLERS = frozenset({"sensor.batch", "system.status"})
+
+
+def _dumps(message: dict) -> str:
+    return json.dumps(message, separators=(",", ":"))
+
+
+class SensorDataConsumer(AsyncWebsocketConsumer):
+    """Streams readings, validation results and session status to one client."""
+
+    async def connect(self):
+        rejection = self.scope.get(REJECTION)
+        await self.accept()
+        if rejection is not None:
+            code, reason = rejection
+            await self.send(text_data=_dumps({"type": "error", "message": reason, "code": code}))
+            await self.close(code=code)
+            return
+        self.subscription = Subscription()
+        self.joined = {broadcast.LIVE_GROUP}
+        await self.channel_layer.group_add(broadcast.LIVE_GROUP, self.channel_name)
+        self.outbox = Outbox(self.send, self.scope.get("extensions", {}).get(EXTENSION))
+        presence.connected()
+        await self.send(
+            text_data=_dumps(
+                {
+                    "type": "connection_established",
+                    "data": {"message": "Connected to the RoboTest live feed", "timestamp": time.time()},
+                }
+            )
+        )
+
+    async def disconnect(self, code):
+        outbox = getattr(self, "outbox", None)
+        if outbox is None:
+            return
+        outbox.close()
+        presence.disconnected(outbox.total_dropped)
+        for group in self.joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def dispatch(self, message):
+        if message["type"] in _LIVE_HANDLERS:
+            handler = getattr(self, message["type"].replace(".", "_"))
+            await handler(message)
+        else:
+            await super().dispatch(message)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        try:
+            message = json.loads(text_data if text_data is not None else bytes_data)
+        except (TypeError, ValueError):
+            await self._error("invalid JSON: send a JSON object with a 'type'")
+            return
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            await self._error("a message is a JSON object with a 'type'")
+            return
+        kind = message["type"]
+        if kind == "ping":
+            await self.send(text_data=_dumps({"type": "pong", "timestamp": message.get("timestamp")}))
+        elif kind == "get_status":
+            status = await _status()
+            await self.send(text_data=_dumps({"type": "system_status", "data": status}))
+        elif kind == "subscribe":
+            await self._subscribe(message.get("data"))
+        else:
+            await self._error(f"unknown message type {kind!r}: use ping, get_status or subscribe")
+
+    async def _subscribe(self, data) -> None:
+        try:
+            subscription = Subscription.parse(data)
+        except SubscriptionError as exc:
+            await self._error(f"bad subscription: {exc}")
+            return
+        wanted = {broadcast.session_group(subscription.session)} if subscription.session else {broadcast.LIVE_GROUP}
+        for group in wanted - self.joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        for group in self.joined - wanted:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.joined = wanted
+        self.subscription = subscription
+        await self.send(text_data=_dumps({"type": "subscription_confirmed", "data": subscription.describe()}))
+
+    async def _error(self, text: str) -> None:
+        await self.send(text_data=_dumps({"type": "error", "message": text}))
+
+    async def sensor_batch(self, event):
+        self.outbox.put(self.subscription.frames(event))
+
+    async def system_status(self, event):
+        if self.subscription.session in (None, event.get("session_id")):
+            self.outbox.put([_dumps({"type": "system_status", "data": event["data"]})])
+
+
+class Outbox:
+    """One client's bounded send queue, drained by its own task.
+
+    While daphne holds more than HIGH_WATER bytes for the client (it is not reading), frames wait
+    here; when more than OUTBOX_FRAMES wait, the oldest are dropped and counted, and the client is
+    told with a `lag` frame before the next one it gets. Recording and other clients never wait.
+    """
+
+    def __init__(self, send, unsent_bytes=None) -> None:
+        self._send = send
+        self._unsent = unsent_bytes
+        self._frames: deque[str] = deque()
+        self._ready = asyncio.Event()
+        self.dropped = 0
+        self.total_dropped = 0
+        self._task = asyncio.create_task(self._drain())
+
+    def put(self, frames: list[str]) -> None:
+        if not frames:
+            return
+        self._frames.extend(frames)
+        excess = len(self._frames) - OUTBOX_FRAMES
+        for _ in range(max(excess, 0)):
+            self._frames.popleft()
+        if excess > 0:
+            self.dropped += excess
+            self.total_dropped += excess
+            presence.dropped(excess)
+        self._ready.set()
+
+    def close(self) -> None:
+        self._task.cancel()
+
+    async def _drain(self) -> None:
+        try:
+            while True:
+                await self._ready.wait()
+                self._ready.clear()
+                while self._frames:
+                    if self._unsent is not None and self._unsent() > HIGH_WATER:
+                        await asyncio.sleep(0.05)
+                        continue
+                    if self.dropped:
+                        lag, self.dropped = self.dropped, 0
+                        await self._send(text_data=_dumps({"type": "lag", "data": {"dropped": lag}}))
+                    await self._send(text_data=self._frames.popleft())
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            logger.exception("live feed writer failed")
+
+
+@database_sync_to_async
+def _status() -> dict:
+    from sensors.models import Rig
+
+    from .selectors import recording_status
+
+    statuses = [recording_status(rig=rig) for rig in Rig.objects.all()]
+    recording = [s for s in statuses if s["recording"]]
+    return {
+        "recording": bool(recording),
+        "sessions": recording,
+        "connected_clients": presence.total_clients(),
+        "timestamp": time.time(),
+    }

@@ -1,0 +1,131 @@
+"""What one WebSocket client receives: its subscription, frame building and decimation.
+
+Layer events carry each reading already encoded as JSON text (`lines`), so a frame is built by
+joining strings: the cost of a client that takes everything does not grow with JSON encoding.
+Only a client that asks for `max_hz` has its readings parsed, to keep each interval's extremes.
+"""
+
+import json
+import math
+from dataclasses import dataclass, field
+
+_SINGLE = '{"type":"sensor_data","data":%s}'
+
+
+class SubscriptionError(ValueError):
+    """A subscribe message the server cannot honour; its text names the field."""
+
+
+@dataclass
+class Subscription:
+    """A client's choice: one session or all, some sensors or all, frames one by one or in batches."""
+
+    session: int | None = None
+    sensors: frozenset[str] | None = None
+    batch: bool = False
+    max_hz: float | None = None
+    _decimator: "Decimator | None" = field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, data: object) -> "Subscription":
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise SubscriptionError("data must be an object {session, sensors, batch, max_hz}")
+        unknown = sorted(set(data) - {"session", "sensors", "batch", "max_hz"})
+        if unknown:
+            raise SubscriptionError(f"unknown field(s): {', '.join(unknown)}")
+        session = data.get("session")
+        if session is not None and (type(session) is not int or session < 1):
+            raise SubscriptionError("session must be a session id (a positive integer) or null for all")
+        sensors = data.get("sensors")
+        if sensors is not None:
+            if not isinstance(sensors, list) or not all(isinstance(s, str) and s for s in sensors):
+                raise SubscriptionError("sensors must be a list of sensor names")
+            sensors = frozenset(sensors) if sensors else None
+        batch = data.get("batch", False)
+        if not isinstance(batch, bool):
+            raise SubscriptionError("batch must be true or false")
+        max_hz = data.get("max_hz")
+        if max_hz is not None:
+            if isinstance(max_hz, bool) or not isinstance(max_hz, int | float) or not math.isfinite(max_hz) or not 0 < max_hz <= 10_000:
+                raise SubscriptionError("max_hz must be a number of readings per second per sensor, above 0 and at most 10000")
+            max_hz = float(max_hz)
+        sub = cls(session=session, sensors=sensors, batch=batch, max_hz=max_hz)
+        if max_hz is not None:
+            sub._decimator = Decimator(max_hz)
+        return sub
+
+    def describe(self) -> dict:
+        return {
+            "session": self.session,
+            "sensors": sorted(self.sensors) if self.sensors is not None else None,
+            "batch": self.batch,
+            "max_hz": self.max_hz,
+        }
+
+    def frames(self, event: dict) -> list[str]:
+        """The text frames one `sensor.batch` event becomes for this client."""
+        lines = event["lines"]
+        if self.sensors is not None:
+            names = event["sensors"]
+            wanted = self.sensors
+            lines = [line for line, name in zip(lines, names) if name in wanted]
+        if self._decimator is not None:
+            lines = self._decimator.thin(lines)
+        frames = []
+        if lines:
+            if self.batch:
+                frames.append(
+                    '{"type":"sensor_data_batch","session_id":%d,"data":[%s]}' % (event["session_id"], ",".join(lines))
+                )
+            else:
+                frames.extend(_SINGLE % line for line in lines)
+        for result in event.get("validation", ()):
+            if self.sensors is None or result.get("sensor") in self.sensors:
+                frames.append(json.dumps({"type": "validation", "data": result}, separators=(",", ":")))
+        return frames
+
+
+class Decimator:
+    """Thins each sensor to at most about `max_hz` readings a second, keeping every interval's
+    lowest and highest value (a spike is never thinned away).
+
+    An interval is sent once a later reading of its sensor shows it is over, so a decimated stream
+    runs at most one interval behind.
+    """
+
+    def __init__(self, max_hz: float) -> None:
+        # Two readings (the extremes) per interval: intervals twice as long keep the rate.
+        self.width = 2.0 / max_hz
+        self.open: dict[str, list] = {}  # sensor -> [bucket, lowest (key, line), highest (key, line), first line]
+
+    def thin(self, lines: list[str]) -> list[str]:
+        out: list[str] = []
+        for line in lines:
+            reading = json.loads(line)
+            sensor = reading["sensor"]
+            bucket = math.floor(reading["timestamp"] / self.width)
+            value = reading["value"]
+            key = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+            state = self.open.get(sensor)
+            if state is not None and state[0] != bucket:
+                out.extend(_extremes(state))
+                state = None
+            if state is None:
+                self.open[sensor] = [bucket, (key, reading["seq"], line), (key, reading["seq"], line)]
+                continue
+            if key is not None:
+                if state[1][0] is None or key < state[1][0]:
+                    state[1] = (key, reading["seq"], line)
+                if state[2][0] is None or key > state[2][0]:
+                    state[2] = (key, reading["seq"], line)
+        return out
+
+
+def _extremes(state: list) -> list[str]:
+    low, high = state[1], state[2]
+    if low[1] == high[1]:
+        return [low[2]]
+    first, second = sorted((low, high), key=lambda item: item[1])
+    return [first[2], second[2]]
