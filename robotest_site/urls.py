@@ -20,6 +20,7 @@ seed_paths = [
     path("sessions/export/csv", session_views.SessionCsvExportView.as_view(), name="session-export-csv"),
     path("sessions/<int:session_id>/export/csv", session_views.SessionCsvExportView.as_view(), name="session-export-csv-one"),
     path("sensors/readings", session_views.ReadingsView.as_view(), name="readings"),
+    path("sensors/status", session_views.SensorsStatusView.as_view(), name="sensors-status"),
 ]
 
 urlpatterns = [

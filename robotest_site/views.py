@@ -11,6 +11,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from sessions import presence
 from sessions.models import EngineHeartbeat, RecordingSession
 
 
@@ -25,7 +26,9 @@ def root(request):
 
 def health(request):
     """Database, channel layer and worker heartbeat; 503 when the database or the layer is down."""
-    services = {"database": _database(), "channel_layer": _channel_layer(), "worker": _worker()}
+    services = {
+        "database": _database(), "channel_layer": _channel_layer(), "worker": _worker(), "live_feed": _live_feed()
+    }
     if services["database"]["status"] != "up" or services["channel_layer"]["status"] != "up":
         overall = "unhealthy"
     elif services["worker"]["status"] == "up" or not services["worker"]["needed"]:
@@ -62,6 +65,15 @@ async def _layer_roundtrip(layer) -> None:
     channel = await layer.new_channel("health.")
     await layer.send(channel, {"type": "health.ping"})
     await asyncio.wait_for(layer.receive(channel), timeout=2.0)
+
+
+def _live_feed() -> dict:
+    try:
+        totals = presence.totals()
+    except Exception as exc:
+        return {"status": "unknown", "error": str(exc)[:200]}
+    return {"status": "up", "connected_clients": totals["clients"], "dropped_frames": totals["dropped_frames"],
+            "server_processes": totals["processes"]}
 
 
 def _worker() -> dict:

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from sensors.models import Sensor
 
+from . import presence
 from .db import JsonNumber
 from .models import EngineHeartbeat, Reading, RecordingSession, ValidationResult
 
@@ -102,6 +103,14 @@ def readings_list(
     rows = list(
         qs.order_by("timestamp", "id").values("id", "timestamp", "value", "seq", "session_id", "sensor_id")[:limit]
     )
+    readings = _as_readings(rows)
+    for reading, row in zip(readings, rows):
+        reading["_key"] = (row["timestamp"], row["id"])
+    return readings
+
+
+def _as_readings(rows: list[dict]) -> list[dict]:
+    """Reading rows (values()) in the REST shape, with their sensors' names and types."""
     sensors = dict(
         (pk, (name, kind))
         for pk, name, kind in Sensor.objects.filter(pk__in={r["sensor_id"] for r in rows}).values_list(
@@ -116,7 +125,6 @@ def readings_list(
             "sensor": sensors[r["sensor_id"]][0],
             "session_id": r["session_id"],
             "seq": r["seq"],
-            "_key": (r["timestamp"], r["id"]),
         }
         for r in rows
     ]
@@ -134,7 +142,7 @@ def recording_status(*, rig) -> dict:
             "sensors_active": [],
             "data_summary": {"total_readings": 0, "duration_seconds": 0.0},
             "validation_stats": {"total": 0, "warning": 0, "error": 0, "open": 0},
-            "connected_clients": 0,
+            "connected_clients": presence.total_clients(),
         }
     duration = (timezone.now() - session.started_at).total_seconds()
     by_status = dict(
@@ -157,6 +165,50 @@ def recording_status(*, rig) -> dict:
             "error": by_status.get("error", 0),
             "open": open_count,
         },
-        # Live clients are counted by the WebSocket layer (a later issue); none are tracked yet.
-        "connected_clients": 0,
+        "connected_clients": presence.total_clients(),
     }
+
+
+def sensors_status() -> dict:
+    """The seed's sensor status: each sensor of every recording session, its rate over the last minute."""
+    now = timezone.now()
+    recording = list(RecordingSession.objects.filter(status=RecordingSession.Status.RECORDING).select_related("rig"))
+    sensors: dict[str, dict] = {}
+    for session in recording:
+        since = max(session.started_at, now - timedelta(minutes=1))
+        window = max((now - since).total_seconds(), 1e-6)
+        counts = dict(
+            Reading.objects.filter(session=session, timestamp__gte=since)
+            .values_list("sensor_id")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        for sensor in Sensor.objects.filter(rig_id=session.rig_id):
+            key = sensor.name if session.rig.name == "sim" else f"{session.rig.name}.{sensor.name}"
+            n = counts.get(sensor.pk, 0)
+            sensors[key] = {
+                "active": n > 0,
+                "readings_per_minute": round(n * 60.0 / window, 3) if window >= 1 else n * 60,
+                "sensor_type": sensor.sensor_type,
+                "rig": session.rig.name,
+                "session_id": session.pk,
+            }
+    live = presence.totals()
+    return {
+        "sensors": sensors,
+        "system": {
+            "recording": bool(recording),
+            "total_readings": sum(s.reading_count for s in recording),
+            "connected_clients": live["clients"],
+            "dropped_frames": live["dropped_frames"],
+        },
+        "timestamp": now.timestamp(),
+    }
+
+
+def readings_after_seq(*, session_id: int, sensor_ids: list[int] | None, after_seq: int, limit: int) -> list[dict]:
+    """A session's readings after a sequence position, in sequence order (backfill of a live gap)."""
+    qs = Reading.objects.filter(session_id=session_id, seq__gt=after_seq)
+    if sensor_ids is not None:
+        qs = qs.filter(sensor_id__in=sensor_ids)
+    return _as_readings(list(qs.order_by("seq").values("timestamp", "value", "seq", "session_id", "sensor_id")[:limit]))

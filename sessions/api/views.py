@@ -115,6 +115,13 @@ class SessionStatusView(APIView):
         return Response(selectors.recording_status(rig=rig))
 
 
+class SensorsStatusView(APIView):
+    """Each sensor of every recording session: active, readings per minute; and the system's totals."""
+
+    def get(self, request):
+        return Response(selectors.sensors_status())
+
+
 class ReadingsView(APIView):
     """Stored readings in time order, filtered; further pages through a `Link: rel="next"` header."""
 
@@ -149,6 +156,18 @@ def readings_response(request, *, session_id: int | None) -> Response:
     if start and end and end < start:
         raise params.bad("end_time", "must not be before start_time")
     limit = params.integer(query, "limit", default=100, minimum=1, maximum=settings.MAX_DATA_POINTS)
+    after_seq = params.integer(query, "after_seq", default=None, minimum=0, maximum=2**63 - 1)
+    if after_seq is not None:
+        if session_id is None:
+            raise params.bad("after_seq", "needs a session: sequence positions count within one session")
+        # Backfill of a live gap: the readings after a position, in sequence order.
+        rows = selectors.readings_after_seq(session_id=session_id, sensor_ids=sensor_ids, after_seq=after_seq, limit=limit)
+        headers = {}
+        if len(rows) == limit:
+            next_query = {k: v for k, v in query.items() if k != "after_seq"}
+            next_query["after_seq"] = rows[-1]["seq"]
+            headers["Link"] = f'<{request.build_absolute_uri(request.path)}?{urlencode(next_query)}>; rel="next"'
+        return Response(rows, headers=headers)
     after = _cursor(query.get("after"))
     rows = selectors.readings_list(
         session_id=session_id, sensor_ids=sensor_ids, start=start, end=end, after=after, limit=limit
