@@ -72,7 +72,9 @@ def _channel_layer() -> dict:
 
 
 async def _layer_roundtrip(layer) -> None:
-    channel = await layer.new_channel("health.")
+    # The default prefix: channels_redis reads one process's prefixed channels under one lock,
+    # which a live consumer waiting on its own channel holds.
+    channel = await layer.new_channel()
     await layer.send(channel, {"type": "health.ping"})
     await asyncio.wait_for(layer.receive(channel), timeout=2.0)
 

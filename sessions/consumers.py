@@ -66,7 +66,11 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message):
         if message["type"] in _LIVE_HANDLERS:
             handler = getattr(self, message["type"].replace(".", "_"))
-            await handler(message)
+            try:
+                await handler(message)
+            except Exception:
+                # One bad event (say, from a worker of another release) costs that event, not the client.
+                logger.exception("skipped a malformed %s event", message["type"])
         else:
             await super().dispatch(message)
 

@@ -98,13 +98,16 @@ class Decimator:
     def __init__(self, max_hz: float) -> None:
         # Two readings (the extremes) per interval: intervals twice as long keep the rate.
         self.width = 2.0 / max_hz
-        self.open: dict[str, list] = {}  # sensor -> [bucket, lowest (key, line), highest (key, line), first line]
+        # (session, sensor) -> [bucket, lowest (key, position, line), highest (key, position, line)]
+        self.open: dict[tuple[int, str], list] = {}
 
     def thin(self, lines: list[str]) -> list[str]:
         out: list[str] = []
         for line in lines:
             reading = json.loads(line)
-            sensor = reading["sensor"]
+            # Sensor names repeat across rigs; sequence positions across sessions.
+            sensor = (reading["session_id"], reading["sensor"])
+            position = (reading["session_id"], reading["seq"])
             bucket = math.floor(reading["timestamp"] / self.width)
             value = reading["value"]
             key = value if isinstance(value, int | float) and not isinstance(value, bool) else None
@@ -113,13 +116,13 @@ class Decimator:
                 out.extend(_extremes(state))
                 state = None
             if state is None:
-                self.open[sensor] = [bucket, (key, reading["seq"], line), (key, reading["seq"], line)]
+                self.open[sensor] = [bucket, (key, position, line), (key, position, line)]
                 continue
             if key is not None:
                 if state[1][0] is None or key < state[1][0]:
-                    state[1] = (key, reading["seq"], line)
+                    state[1] = (key, position, line)
                 if state[2][0] is None or key > state[2][0]:
-                    state[2] = (key, reading["seq"], line)
+                    state[2] = (key, position, line)
         return out
 
 

@@ -49,7 +49,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # Above channels_redis' 5 s blocking read (BZPOPMIN): redis-py 8's default 5 s
+                # socket timeout would fire first and drop every idle live client.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 10}],
                 # The live feed is lossy by design (the database is the record): a bounded
                 # channel, and messages older than the expiry are not worth delivering.
                 "capacity": 1000,

@@ -1,0 +1,311 @@
+"""Fixtures of the live-feed tests: the real ASGI stack, the Redis layer, users, rigs that record.
+
+Every test talks to `robotest_site.asgi.application` (AuthMiddlewareStack + WebSocketAccess +
+URLRouter) through channels' communicators. Frames are read straight from the communicator's
+output queue: `receive_output` cancels the consumer when it times out, which would hide the very
+"the connection stays open" these tests check.
+"""
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
+from channels.testing import HttpCommunicator, WebsocketCommunicator
+from django.db import connection
+
+from robotest_site.asgi import application
+from sensors.models import Rig
+from sensors.services import rig_create
+from sessions import broadcast, presence
+from sessions.pipeline import RecordResult, SessionRecorder, readings_record
+from sessions.services import session_start
+
+WS_PATH = "/ws/sensor-data"
+HOST = "testserver"
+# A fixed, recent instant: the readings of the tests are placed after it.
+T0 = 1_700_000_000.0
+
+BENCH_SENSORS = [
+    {"name": "fz", "sensor_type": "force", "unit": "N"},
+    {"name": "temp", "sensor_type": "temperature", "unit": "C"},
+    {"name": "ft6", "sensor_type": "force_torque", "unit": ""},
+]
+
+
+def _close_connection() -> None:
+    connection.close()
+
+
+@pytest.fixture(autouse=True)
+async def live_layer():
+    """A clean Redis layer for each test; afterwards the shared ORM thread lets go of the test database.
+
+    The layer object is made anew: each test runs on its own event loop, and a RedisChannelLayer
+    remembers the loop its receivers wait on (and their buffers): a receive abandoned when a
+    test's loop closed must not make the next test's receives fail or wait.
+    """
+    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
+    layer = get_channel_layer()
+    await layer.flush()
+    # Pool a few connections now. With redis-py 8 a channel-layer `receive` cancelled while it
+    # opens a new connection is not cancelled: it carries on into its 5 s BZPOPMIN. A consumer
+    # disconnected during its first receive (every rejected handshake) then takes 5 s to end.
+    await asyncio.gather(*(layer.group_discard("warm-up", f"warm-up.{i}") for i in range(12)))
+    yield layer
+    # The presence heartbeat writes from the shared thread every 2 s: stop it first, so nothing
+    # reopens that thread's connection after it is closed.
+    beat = presence._beat
+    if beat is not None and not beat.done():
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
+    await sync_to_async(_close_connection)()
+
+
+@pytest.fixture(autouse=True)
+def seed_settings(settings):
+    """The seed's thresholds, and reads need credentials, whatever the environment says."""
+    settings.FORCE_THRESHOLD_HIGH = 80.0
+    settings.MOTOR_THRESHOLD = 55.0
+    settings.ROBOTEST_PUBLIC_READ = False
+    settings.CSRF_TRUSTED_ORIGINS = []
+    return settings
+
+
+# --- users and credentials ---------------------------------------------------------------------
+
+
+def user_with_token(username: str, *, is_staff: bool = False, is_active: bool = True):
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    user = get_user_model().objects.create_user(username, password="secret-pass-1", is_staff=is_staff,
+                                                is_active=is_active)
+    return user, Token.objects.create(user=user).key
+
+
+@pytest.fixture
+async def token():
+    """The DRF token of an ordinary (not staff) user."""
+    _, key = await sync_to_async(user_with_token)("viewer")
+    return key
+
+
+@pytest.fixture
+async def staff_token():
+    """The DRF token of a staff user (ingest)."""
+    _, key = await sync_to_async(user_with_token)("operator", is_staff=True)
+    return key
+
+
+def _session_cookie(username: str) -> str:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user = get_user_model().objects.create_user(username, password="secret-pass-3")
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+@pytest.fixture
+async def session_cookie():
+    """A `Cookie` header value carrying a logged-in user's Django session."""
+    key = await sync_to_async(_session_cookie)("browser-user")
+    return f"sessionid={key}"
+
+
+def auth(key: str) -> list[tuple[bytes, bytes]]:
+    return [(b"authorization", f"Token {key}".encode())]
+
+
+# --- WebSocket clients -----------------------------------------------------------------------
+
+
+class LiveClient:
+    """A WebsocketCommunicator with readers that never cancel the consumer on a timeout."""
+
+    def __init__(self, communicator: WebsocketCommunicator) -> None:
+        self.communicator = communicator
+        self.closed = False
+
+    async def next(self, timeout: float = 5.0) -> dict:
+        """The next message the server sent (a decoded frame, or the `websocket.close` message)."""
+        try:
+            message = await asyncio.wait_for(self.communicator.output_queue.get(), timeout)
+        except TimeoutError:
+            self._raise_if_stopped()
+            raise
+        if message["type"] == "websocket.send":
+            return json.loads(message["text"])
+        return message
+
+    def _raise_if_stopped(self) -> None:
+        """Raise the consumer's exception (once: the test has seen it, teardown need not) if it ended."""
+        future = self.communicator.future
+        if future.done():
+            self.closed = True
+            future.result()
+            raise AssertionError("the consumer has stopped")
+
+    async def frame(self, timeout: float = 5.0) -> dict:
+        message = await self.next(timeout)
+        assert "type" in message and message["type"] != "websocket.close", f"expected a frame, got {message}"
+        return message
+
+    async def frame_of(self, kind: str, timeout: float = 5.0) -> dict:
+        """The next frame of type `kind`, skipping others."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            message = await self.next(max(deadline - loop.time(), 0.01))
+            if message.get("type") == kind:
+                return message
+            assert message.get("type") != "websocket.close", f"closed while waiting for {kind}: {message}"
+
+    async def collect(self, done, timeout: float = 10.0) -> list[dict]:
+        """Frames until `done(frames)` is true; fails after `timeout`."""
+        frames: list[dict] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not done(frames):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"gave up after {timeout} s with {len(frames)} frames: {frames[-5:]}")
+            try:
+                frames.append(await self.frame(min(remaining, 1.0)))
+            except TimeoutError:
+                continue
+        return frames
+
+    async def quiet(self, seconds: float = 0.3) -> list[dict]:
+        """Every frame that arrives until none has come for `seconds`."""
+        frames: list[dict] = []
+        while True:
+            try:
+                frames.append(await self.frame(seconds))
+            except TimeoutError:
+                return frames
+
+    async def send(self, message) -> None:
+        text = message if isinstance(message, str) else json.dumps(message)
+        self._raise_if_stopped()
+        await self.communicator.send_to(text_data=text)
+
+    async def ask(self, message, kind: str) -> dict:
+        await self.send(message)
+        return await self.frame_of(kind)
+
+    async def subscribe(self, **data) -> dict:
+        confirmed = await self.ask({"type": "subscribe", "data": data}, "subscription_confirmed")
+        return confirmed["data"]
+
+    async def assert_open(self) -> None:
+        """The connection still answers: a ping gets its pong."""
+        pong = await self.ask({"type": "ping", "timestamp": 4242.5}, "pong")
+        assert pong == {"type": "pong", "timestamp": 4242.5}
+
+    async def disconnect(self) -> None:
+        if not self.closed:
+            self.closed = True
+            await self.communicator.disconnect(timeout=5)
+
+
+@pytest.fixture
+async def ws():
+    """Opens WebSocket connections to the real stack; every one is disconnected at the end.
+
+    `await ws(...)` returns a LiveClient whose connection was accepted and, unless
+    `established=False`, whose `connection_established` frame has been read.
+    """
+    opened: list[LiveClient] = []
+
+    async def open_(path: str = WS_PATH, headers=(), *, established: bool = True) -> LiveClient:
+        communicator = WebsocketCommunicator(application, path, headers=list(headers))
+        client = LiveClient(communicator)
+        opened.append(client)
+        accepted, _ = await communicator.connect(timeout=5)
+        assert accepted, "the handshake was refused outright"
+        if established:
+            first = await client.frame()
+            assert first["type"] == "connection_established", first
+        return client
+
+    yield open_
+    failures = []
+    for client in opened:
+        try:
+            await client.disconnect()
+        except Exception as exc:  # noqa: BLE001 (a consumer that died unseen: raised after the rest close)
+            failures.append(exc)
+    if failures:
+        raise failures[0]
+
+
+@pytest.fixture
+async def live(ws, token):
+    """An authenticated client with no subscription, past its `connection_established`."""
+    return await ws(headers=auth(token))
+
+
+# --- rigs that record, and their readings through the real pipeline ------------------------------
+
+
+@dataclass
+class Recording:
+    """A recording session of an external rig; `record` stores readings and publishes them."""
+
+    session_id: int
+    rig: str
+    recorder: SessionRecorder
+
+    async def record(self, items) -> RecordResult:
+        """readings_record, then every event of broadcast.batch_events published, as ingest does."""
+        result = await sync_to_async(readings_record)(recorder=self.recorder, items=items)
+        layer = get_channel_layer()
+        for event in broadcast.batch_events(result):
+            await broadcast.publish(layer, self.session_id, event)
+        return result
+
+
+def _start(rig_name: str, sensors: list[dict]) -> int:
+    rig = rig_create(name=rig_name, source=Rig.Source.EXTERNAL, sensors=sensors)
+    return session_start(rig=rig, name=f"{rig_name} run").pk
+
+
+@pytest.fixture
+async def recording():
+    """`await recording("bench")`: an external rig with BENCH_SENSORS and a session recording it."""
+
+    async def start(rig_name: str = "bench", sensors: list[dict] = BENCH_SENSORS) -> Recording:
+        session_id = await sync_to_async(_start)(rig_name, sensors)
+        return Recording(session_id, rig_name, SessionRecorder(session_id))
+
+    return start
+
+
+def items(sensor: str, values, *, t0: float = T0, step: float = 0.01) -> list[tuple[str, float, object]]:
+    return [(sensor, t0 + i * step, value) for i, value in enumerate(values)]
+
+
+async def http(method: str, path: str, *, body=None, headers=()) -> tuple[int, object]:
+    """One request through the real ASGI application; (status, decoded JSON body)."""
+    raw = b"" if body is None else json.dumps(body).encode()
+    all_headers = [(b"host", HOST.encode()), (b"content-type", b"application/json"),
+                   (b"content-length", str(len(raw)).encode()), *headers]
+    communicator = HttpCommunicator(application, method, path, body=raw, headers=all_headers)
+    response = await communicator.get_response(timeout=10)
+    # Let Django finish the request (request_finished closes the request thread's connection).
+    await communicator.wait(timeout=10)
+    return response["status"], json.loads(response["body"] or b"null")
+
+
+async def ingest(session_id: int, key: str, readings: list[dict]) -> dict:
+    """POST a batch to the ingest endpoint; it validates, stores and publishes it."""
+    status, body = await http("POST", f"/api/v1/sessions/{session_id}/readings/", body=readings, headers=auth(key))
+    assert status == 201, body
+    return body
