@@ -41,7 +41,6 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
             await self.close(code=code)
             return
         self.subscription = Subscription()
-        self.joined = {broadcast.LIVE_GROUP}
         await self.channel_layer.group_add(broadcast.LIVE_GROUP, self.channel_name)
         self.outbox = Outbox(self.send, self.scope.get("extensions", {}).get(EXTENSION))
         presence.connected()
@@ -60,8 +59,7 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
             return
         outbox.close()
         presence.disconnected(outbox.total_dropped)
-        for group in self.joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        await self.channel_layer.group_discard(broadcast.LIVE_GROUP, self.channel_name)
 
     async def dispatch(self, message):
         if message["type"] in _LIVE_HANDLERS:
@@ -100,12 +98,8 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
         except SubscriptionError as exc:
             await self._error(f"bad subscription: {exc}")
             return
-        wanted = {broadcast.session_group(subscription.session)} if subscription.session else {broadcast.LIVE_GROUP}
-        for group in wanted - self.joined:
-            await self.channel_layer.group_add(group, self.channel_name)
-        for group in self.joined - wanted:
-            await self.channel_layer.group_discard(group, self.channel_name)
-        self.joined = wanted
+        # Every client stays in the live group and filters by session itself: moving between groups
+        # would repeat or skip the readings published while it moves.
         self.subscription = subscription
         await self.send(text_data=_dumps({"type": "subscription_confirmed", "data": subscription.describe()}))
 

@@ -19,7 +19,7 @@ from functools import partial
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, DataError, IntegrityError, ProgrammingError, close_old_connections, connection
 from django.utils import timezone
 
 from sensors.models import Rig, Sensor
@@ -218,6 +218,10 @@ class SessionRunner:
                 break
             except SessionNotRecording:
                 raise
+            except (DataError, IntegrityError, ProgrammingError):
+                # Not a passing fault: retrying the same batch would stall the session for good.
+                logger.exception("dropped %d readings of session %s that cannot be stored", len(batch), self.session_id)
+                return
             except DatabaseError:
                 logger.exception("could not store %d readings of session %s; retrying", len(batch), self.session_id)
                 await asyncio.sleep(RETRY_SECONDS)

@@ -66,6 +66,8 @@ class Subscription:
 
     def frames(self, event: dict) -> list[str]:
         """The text frames one `sensor.batch` event becomes for this client."""
+        if self.session is not None and event["session_id"] != self.session:
+            return []
         lines = event["lines"]
         if self.sensors is not None:
             names = event["sensors"]

@@ -167,9 +167,11 @@ def _store(recorder: SessionRecorder, items: Sequence[Item], first_seq: int) -> 
         sensor_id = sensors[name][0]
         feed(name, ts, value)
         text = value_json(value)
-        rows.append((session_id, sensor_id, seq, round(ts * 1_000_000), text))
+        micros = round(ts * 1_000_000)
+        rows.append((session_id, sensor_id, seq, micros, text))
+        # The live frame carries the timestamp exactly as stored (microseconds).
         lines.append(
-            f'{{"timestamp":{float(ts)!r},"sensor_type":{quoted[name][1]},"value":{text},'
+            f'{{"timestamp":{micros / 1_000_000!r},"sensor_type":{quoted[name][1]},"value":{text},'
             f'"sensor":{quoted[name][0]},"session_id":{session_id},"seq":{seq}}}'
         )
         names.append(name)

@@ -130,7 +130,8 @@ def results_insert(session_id: int, rows: Sequence[ResultRow]) -> list[int]:
             params = [
                 session_id, list(columns[0]), list(columns[1]), list(columns[2]), list(columns[3]),
                 [from_unix(t) for t in columns[4]], [from_unix(t) for t in columns[5]],
-                list(columns[6]), list(columns[7]), [_dumps(d) for d in columns[8]], list(columns[9]),
+                # float(): psycopg refuses a list that mixes ints and floats (an int brightness peak).
+                list(columns[6]), [float(p) for p in columns[7]], [_dumps(d) for d in columns[8]], list(columns[9]),
             ]
             cursor.execute(_PG_RESULTS_INSERT.format(table=table), params)
             return [row[0] for row in cursor.fetchall()]
@@ -158,7 +159,7 @@ def results_update(rows: Sequence[tuple]) -> None:
             c = list(zip(*rows))
             cursor.execute(
                 _PG_RESULTS_UPDATE.format(table=table),
-                [list(c[0]), list(c[1]), list(c[2]), [from_unix(t) for t in c[3]], list(c[4]), list(c[5]),
+                [list(c[0]), list(c[1]), list(c[2]), [from_unix(t) for t in c[3]], list(c[4]), [float(p) for p in c[5]],
                  [_dumps(d) for d in c[6]], list(c[7])],
             )
             return

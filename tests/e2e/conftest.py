@@ -20,9 +20,11 @@ from .harness import (
     Api,
     PostgresDatabase,
     Processes,
+    claim_redis_db,
     create_token,
     free_port,
     process_env,
+    release_redis_db,
     run_manage,
     wait_healthy,
     wait_worker_up,
@@ -64,6 +66,19 @@ def redis_url():
     finally:
         client.close()
     return REDIS_URL
+
+
+@pytest.fixture(scope="module")
+def private_redis_url():
+    """A Redis database of the module's own, emptied at its end (see `claim_redis_db`).
+
+    A module that watches the live feed overrides `redis_url` with it.
+    """
+    url, token = claim_redis_db()
+    try:
+        yield url
+    finally:
+        release_redis_db(url, token)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+import redis
 import requests
 from psycopg import sql
 
@@ -52,6 +53,42 @@ APP_VARIABLES = (
 )
 
 CSV_COLUMNS = ["timestamp", "sensor_type", "value", "datetime", "session_time", "session_id", "sensor"]
+
+
+# Databases `claim_redis_db` may hand out: not 12 (benchmarks), 13 (REDIS_URL), 14 (unit tests).
+PRIVATE_REDIS_DBS = range(1, 12)
+_CLAIM_KEY = "robotest:e2e:claim"
+
+
+def claim_redis_db(*, ttl: int = 1800) -> tuple[str, str]:
+    """An empty Redis database claimed for one test module: (its URL, the claim's token).
+
+    DB 13 is shared by every end-to-end module of every pytest run on this machine, and each
+    module flushes it: a module that watches the live feed takes a database of its own. The
+    claim is a key set only if absent, so two runs never take the same database.
+    """
+    token = f"{os.getpid()}:{time.time()}"
+    for db in PRIVATE_REDIS_DBS:
+        client = redis.Redis(host="127.0.0.1", port=6379, db=db)
+        try:
+            if not client.set(_CLAIM_KEY, token, nx=True, ex=ttl):
+                continue
+            if client.dbsize() == 1:
+                return f"redis://127.0.0.1:6379/{db}", token
+            client.delete(_CLAIM_KEY)  # someone else's keys live here
+        finally:
+            client.close()
+    raise AssertionError(f"no empty Redis database among {list(PRIVATE_REDIS_DBS)} to claim")
+
+
+def release_redis_db(url: str, token: str) -> None:
+    """Empty a database `claim_redis_db` handed out, if the claim is still this one's."""
+    client = redis.Redis.from_url(url)
+    try:
+        if client.get(_CLAIM_KEY) == token.encode():
+            client.flushdb()
+    finally:
+        client.close()
 
 
 def process_env(*, settings: str, database_url: str, redis_url: str | None = None, **extra: str) -> dict[str, str]:
