@@ -40,6 +40,8 @@ HEARTBEAT_SECONDS = 1.0
 CATCH_UP_SECONDS = 2.0
 # A flush that failed (the database went away) is retried after this long, readings kept.
 RETRY_SECONDS = 1.0
+# Readings per flush at most (a transaction of about a fifth of a second on PostgreSQL).
+MAX_FLUSH = 10_000
 # Publishing never holds up recording: events wait here, and the oldest go when it is full.
 PUBLISH_QUEUE = 256
 
@@ -55,11 +57,20 @@ class Engine:
         # One thread of our own for the database: it keeps its connection between flushes, and
         # keeps the engine off the thread that Channels and sync views share.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-db")
+        # Heartbeat and session claims get a thread of their own: behind a long flush they would
+        # miss the heartbeat timeout and notice a stop late.
+        self._control = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-control")
         self._wake = asyncio.Event()
 
     async def db(self, fn, /, *args, **kwargs):
         """Run `fn` in the engine's database thread."""
         return await asyncio.get_running_loop().run_in_executor(self._db, partial(_db_call, fn, *args, **kwargs))
+
+    async def control(self, fn, /, *args, **kwargs):
+        """Run `fn` in the engine's control thread (heartbeat, claims)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._control, partial(_db_call, fn, *args, **kwargs)
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then flush every session and return."""
@@ -72,7 +83,7 @@ class Engine:
                 try:
                     # Beat before claiming: other engines must see this one alive before it owns anything.
                     if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
-                        await self.db(_beat, self.name, len(self.runners))
+                        await self.control(_beat, self.name, len(self.runners))
                         last_beat = time.monotonic()
                     await self._reconcile()
                 except DatabaseError:
@@ -86,11 +97,13 @@ class Engine:
             stopper.cancel()
             await asyncio.gather(*(r.close() for r in self.runners.values()), return_exceptions=True)
             try:
-                await self.db(_unbeat, self.name)
+                await self.control(_unbeat, self.name)
             except DatabaseError:
                 logger.warning("could not remove the heartbeat of %s", self.name)
             await self.db(_close_connection)
+            await self.control(_close_connection)
             self._db.shutdown(wait=True)
+            self._control.shutdown(wait=True)
             logger.info("engine %s stopped", self.name)
 
     async def _listen(self) -> None:
@@ -107,7 +120,7 @@ class Engine:
             logger.warning("engine wake-ups are off; polling every %.1f s", self.poll_seconds, exc_info=True)
 
     async def _reconcile(self) -> None:
-        sessions = await self.db(_claim_sessions, self.name)
+        sessions = await self.control(_claim_sessions, self.name)
         for session_id in list(self.runners):
             if session_id not in sessions:
                 # Aborted, deleted or completed by someone else: what it still holds is not wanted.
@@ -211,7 +224,8 @@ class SessionRunner:
             self.simulators.append((name, simulator_for(sensor_type, rate_hz=rate, t0=t0, rng=rng, start_n=first)))
 
     async def _flush(self) -> None:
-        batch, self.pending = self.pending, []
+        # A bounded flush: an engine that fell behind catches up in steps it can still stop between.
+        batch, self.pending = self.pending[:MAX_FLUSH], self.pending[MAX_FLUSH:]
         while True:
             try:
                 result = await self.engine.db(readings_record, recorder=self.recorder, items=batch, until_stop=True)

@@ -58,8 +58,15 @@ class Reading(models.Model):
     """One stored reading. `value` is a number or an object (JSON), so a new sensor kind needs no migration."""
 
     id = models.BigAutoField(primary_key=True)
-    session = models.ForeignKey(RecordingSession, on_delete=models.CASCADE, related_name="readings", db_index=False)
-    sensor = models.ForeignKey("sensors.Sensor", on_delete=models.PROTECT, related_name="readings", db_index=False)
+    # No database constraints on these two: PostgreSQL checks both keys of every row at commit,
+    # which cost two thirds of a COPY (docs/benchmarks.md). The pipeline is the only writer and
+    # holds the session's row lock and the rig's sensors; deletes cascade through the ORM.
+    session = models.ForeignKey(
+        RecordingSession, on_delete=models.CASCADE, related_name="readings", db_index=False, db_constraint=False
+    )
+    sensor = models.ForeignKey(
+        "sensors.Sensor", on_delete=models.PROTECT, related_name="readings", db_index=False, db_constraint=False
+    )
     # Position in the session, from 1: lets a client see a gap and backfill from it.
     seq = models.BigIntegerField()
     timestamp = models.DateTimeField()

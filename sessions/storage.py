@@ -95,17 +95,17 @@ ResultRow = tuple  # (sensor_id, rule, status, message, first, last, count, peak
 _RESULT_COLUMNS = "sensor_id, rule, status, message, first_timestamp, last_timestamp, count, peak, details, is_open"
 _PG_RESULTS_INSERT = (
     "INSERT INTO {table} (session_id, " + _RESULT_COLUMNS + ", acknowledge_comment) "
-    "SELECT %s, u.sensor_id, u.rule, u.status, u.message, u.first_ts, u.last_ts, u.count, u.peak, "
-    "u.details::jsonb, u.is_open, '' FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], "
-    "%s::timestamptz[], %s::timestamptz[], %s::int[], %s::float8[], %s::text[], %s::bool[]) "
+    "SELECT %b, u.sensor_id, u.rule, u.status, u.message, u.first_ts, u.last_ts, u.count, u.peak, "
+    "u.details::jsonb, u.is_open, '' FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], "
+    "%b::timestamptz[], %b::timestamptz[], %b::int[], %b::float8[], %b::text[], %b::bool[]) "
     "WITH ORDINALITY AS u(sensor_id, rule, status, message, first_ts, last_ts, count, peak, details, is_open, n) "
     "ORDER BY u.n RETURNING id"
 )
 _PG_RESULTS_UPDATE = (
     "UPDATE {table} AS r SET status = u.status, message = u.message, last_timestamp = u.last_ts, "
     "count = u.count, peak = u.peak, details = u.details::jsonb, is_open = u.is_open "
-    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::int[], %s::float8[], "
-    "%s::text[], %s::bool[]) AS u(id, status, message, last_ts, count, peak, details, is_open) WHERE r.id = u.id"
+    "FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::timestamptz[], %b::int[], %b::float8[], "
+    "%b::text[], %b::bool[]) AS u(id, status, message, last_ts, count, peak, details, is_open) WHERE r.id = u.id"
 )
 _SQLITE_RESULTS_INSERT = (
     "INSERT INTO {table} (session_id, " + _RESULT_COLUMNS + ", acknowledge_comment) "
@@ -133,8 +133,9 @@ def results_insert(session_id: int, rows: Sequence[ResultRow]) -> list[int]:
                 # float(): psycopg refuses a list that mixes ints and floats (an int brightness peak).
                 list(columns[6]), [float(p) for p in columns[7]], [_dumps(d) for d in columns[8]], list(columns[9]),
             ]
-            cursor.execute(_PG_RESULTS_INSERT.format(table=table), params)
-            return [row[0] for row in cursor.fetchall()]
+            with _bound_cursor() as bound:
+                bound.execute(_PG_RESULTS_INSERT.format(table=table), params)
+                return [row[0] for row in bound.fetchall()]
         sql = _SQLITE_RESULTS_INSERT.format(table=table)
         ids = []
         for sensor_id, rule, status, message, first, last, count, peak, details, is_open in rows:
@@ -157,17 +158,28 @@ def results_update(rows: Sequence[tuple]) -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             c = list(zip(*rows))
-            cursor.execute(
-                _PG_RESULTS_UPDATE.format(table=table),
-                [list(c[0]), list(c[1]), list(c[2]), [from_unix(t) for t in c[3]], list(c[4]), [float(p) for p in c[5]],
-                 [_dumps(d) for d in c[6]], list(c[7])],
-            )
+            params = [list(c[0]), list(c[1]), list(c[2]), [from_unix(t) for t in c[3]], list(c[4]),
+                      [float(p) for p in c[5]], [_dumps(d) for d in c[6]], list(c[7])]
+            with _bound_cursor() as bound:
+                bound.execute(_PG_RESULTS_UPDATE.format(table=table), params)
             return
         cursor.executemany(
             _SQLITE_RESULTS_UPDATE.format(table=table),
             [(status, message, _sqlite_time(last), count, peak, _dumps(details), is_open, pk)
              for pk, status, message, last, count, peak, details, is_open in rows],
         )
+
+
+def _bound_cursor():
+    """A cursor that binds parameters server-side, in binary.
+
+    Django's PostgreSQL connection binds client-side: it would quote every array element into
+    SQL text in Python, which cost most of the time of a results insert (docs/benchmarks.md).
+    """
+    import psycopg
+
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
 
 
 def _sqlite_time(ts: float) -> str:
