@@ -108,16 +108,19 @@ class Engine:
 
     async def _listen(self) -> None:
         """Wake the reconcile loop when the API starts or stops a session (a shortcut; it polls anyway)."""
-        try:
-            channel = await self.layer.new_channel()
-            await self.layer.group_add(broadcast.ENGINE_GROUP, channel)
-            while True:
-                await self.layer.receive(channel)
-                self._wake.set()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.warning("engine wake-ups are off; polling every %.1f s", self.poll_seconds, exc_info=True)
+        while True:
+            try:
+                channel = await self.layer.new_channel()
+                await self.layer.group_add(broadcast.ENGINE_GROUP, channel)
+                while True:
+                    await self.layer.receive(channel)
+                    self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A layer fault (Redis restarting, a read timeout under load) pauses wake-ups only.
+                logger.warning("engine wake-ups paused; polling every %.1f s", self.poll_seconds, exc_info=True)
+                await asyncio.sleep(RETRY_SECONDS)
 
     async def _reconcile(self) -> None:
         sessions = await self.control(_claim_sessions, self.name)
