@@ -13,11 +13,12 @@ session. Latency = time.time() when a frame arrives at the client − the readin
 (its scheduled sample time); readings due in the first `--warmup` seconds (the engine noticing
 the session) are left out of the steady figures but counted everywhere else.
 
-Where the time goes: a probe in this process joins the live group on the same Redis layer, as one
-more listener, and notes when each `sensor.batch` event reaches it. "layer" latency (timestamp →
-event on Redis, read by a listener that does nothing else) is the engine's share: waiting for the
-batch, the database transaction, the publish; the rest, up to the client, is daphne's and the
-client's.
+Where the time goes (`--probe`): a thread of this process joins the live group on the same Redis
+layer, as one more listener, and notes when each `sensor.batch` event reaches it. "layer" latency
+(timestamp → event read off Redis by a listener that does nothing else) is the engine's share:
+waiting for the batch, the database transaction, the publish; the rest, up to the client, is
+daphne's and the client's. The probe costs 15–20 % of a core at 10,000 readings/s, taken from the
+same 2 cores, so the figures to quote come from runs without it.
 
 Every frame is counted: each client must receive seqs 1..reading_count of the session, contiguous,
 no duplicates, no `lag` frame. The first client of each process parses every reading (seq and
@@ -28,7 +29,15 @@ every client), which keeps the clients' CPU low enough not to starve the server 
     .venv/bin/python benchmarks/ws_latency.py --scenarios seed,batch10,batch50 --repeat 3
     .venv/bin/python benchmarks/ws_latency.py --scenarios batch50 --repeat 1 --profile /tmp/wsprof
 
-`--profile DIR` records daphne and run_simulators with `py-spy --nonblocking` over each
+CPU of daphne, run_simulators, the client processes, Redis and PostgreSQL is read from
+/proc/<pid>/stat over the steady window, as % of one core. Busy time of the machine that none of
+them accounts for is "unaccounted": above `--max-unaccounted` (another session's tests or
+benchmarks on the same 2 cores) the repetition is marked DISTURBED, left out of the medians and
+run again, up to `--max-attempts`.
+
+`--no-rules` stores a disabled rule for each default code (no validation frames), `--env` passes
+settings to daphne and run_simulators, `--timeline PREFIX` writes each frame's arrival and oldest
+reading, `--profile DIR` records daphne and run_simulators with `py-spy --nonblocking` over each
 scenario's first repetition and prints summaries (benchmarks/profile_summary.py); py-spy takes CPU
 of its own, so do not quote the latencies of a profiled run.
 """
@@ -49,7 +58,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _bench  # noqa: E402
+import _bench
 
 PG_URL = "postgres://postgres@127.0.0.1:5432/robotest_wsbench"
 REDIS_URL = "redis://127.0.0.1:6379/10"
@@ -248,15 +257,12 @@ def _latencies(clients: list[Client], session: int, steady_from: float) -> dict:
                 latency = arrival - stamp
                 key = int(latency / BIN) if latency > 0 else 0
                 everything[key] += 1
-                if latency > worst_all:
-                    worst_all = latency
+                worst_all = max(worst_all, latency)
                 if seq >= first_steady:
                     steady[key] += 1
                     mine[key] += 1
-                    if latency > worst_steady:
-                        worst_steady = latency
-                    if latency > mine_worst:
-                        mine_worst = latency
+                    worst_steady = max(worst_steady, latency)
+                    mine_worst = max(mine_worst, latency)
         per_client.append(
             {
                 "client": client.index,
@@ -286,6 +292,15 @@ def _latencies(clients: list[Client], session: int, steady_from: float) -> dict:
     }
 
 
+def _write_timeline(auditor: Client, session: int, path: str) -> None:
+    """One line per data frame of the first client: arrival, oldest and newest reading's timestamp, readings."""
+    column = auditor.ts.get(session, array.array("d"))
+    with open(path, "w") as fh:
+        for arrival, sess, first, n, _ in auditor.frames:
+            if sess == session and first + n - 1 <= len(column):
+                fh.write(f"{arrival:.6f} {column[first - 1]:.6f} {column[first + n - 2]:.6f} {n}\n")
+
+
 async def _worker(spec: dict) -> None:
     clients = [Client(spec["first_index"] + i, audit=(i == 0)) for i in range(spec["clients"])]
     # Connect in small waves: 50 handshakes at once would queue behind daphne's one sync thread
@@ -313,6 +328,8 @@ async def _worker(spec: dict) -> None:
             client.task.cancel()
     await asyncio.gather(*(c.ws.close() for c in clients), return_exceptions=True)
     result = _latencies(clients, session, command["steady_from"])
+    if spec.get("timeline"):
+        _write_timeline(clients[0], session, spec["timeline"])
     print(json.dumps(result), flush=True)
 
 
@@ -333,11 +350,17 @@ def main() -> None:
     parser.add_argument("--rates", help="override the scenario's FORCE,MOTOR,CAMERA rates in Hz (e.g. 8100,1900,0.001)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment of daphne and run_simulators (FORCE_THRESHOLD_HIGH=1000: no force alerts)")
+    parser.add_argument("--no-rules", action="store_true",
+                        help="store a disabled rule for each default code: no validation results, no validation frames")
     parser.add_argument("--drain-timeout", type=float, default=60.0,
                         help="after the stop, how long clients may take to receive the session's last reading")
     parser.add_argument("--max-unaccounted", type=float, default=20.0,
                         help="a repetition during which other processes took more than this %% of a core is run again")
     parser.add_argument("--max-attempts", type=int, default=6, help="repetitions per scenario at most, disturbed included")
+    parser.add_argument("--probe", action="store_true",
+                        help="also time each reading's arrival on the Redis layer (costs CPU on the same cores)")
+    parser.add_argument("--timeline", metavar="PREFIX",
+                        help="write each data frame of each process's first client to PREFIX_<scenario>_<rep>_<process>.txt")
     parser.add_argument("--profile", metavar="DIR", help="py-spy daphne and run_simulators in each first repetition")
     parser.add_argument("--json", metavar="FILE", help="also write every repetition as JSON")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -354,6 +377,8 @@ def main() -> None:
     facts = _bench.machine()
     print("machine:", json.dumps(facts), flush=True)
     token = _superuser_token()
+    if args.no_rules:
+        _disable_default_rules()
     report = {"machine": facts, "args": {k: v for k, v in vars(args).items() if k != "worker"}, "scenarios": {}}
     for name in names:
         scenario = dict(SCENARIOS[name])
@@ -382,6 +407,16 @@ def _superuser_token() -> str:
         capture_output=True, text=True, check=True,
     )
     return out.stdout.strip().splitlines()[-1]
+
+
+def _disable_default_rules() -> None:
+    """A disabled stored rule with a default's code removes that default from new sessions' snapshots."""
+    from sensors.models import ValidationRule
+    from sensors.rules import default_rules
+
+    ValidationRule.objects.bulk_create(
+        [ValidationRule(code=rule["code"], sensor_type=rule["sensor_type"], enabled=False) for rule in default_rules()]
+    )
 
 
 def _env(settings: str, rates: tuple) -> dict[str, str]:
@@ -420,7 +455,7 @@ def _run_scenario(name: str, scenario: dict, args, token: str) -> list[dict]:
     print(
         f"\n== {name}: rates force/motor/camera {scenario['rates']} Hz, {scenario['clients']} client(s) in "
         f"{scenario['procs']} process(es), batch={scenario['batch']}, {scenario['seconds']:.0f} s, "
-        f"{' '.join(args.env) + ', ' if args.env else ''}"
+        f"{' '.join(args.env) + ', ' if args.env else ''}{'no rules, ' if args.no_rules else ''}"
         f"daphne pid(s) {[s['proc'].pid for s in servers]} (log {servers[0]['log']}), run_simulators pid {sim.pid} "
         f"(log {sim_log})",
         flush=True,
@@ -465,27 +500,30 @@ def _run_rep(name, scenario, args, token, base, servers, sim, sim_log, rep, prof
     logs = [s["log"] for s in servers] + [sim_log]
     log_offsets = {log: log.stat().st_size for log in logs}
     headers = {"Authorization": f"Token {token}"}
-    probe = LayerProbe()
-    probe.start()
-    probe.ready.wait(timeout=30)
-    workers = _start_workers(name, scenario, token, servers, rep)
+    probe = LayerProbe() if args.probe else None
+    if probe is not None:
+        probe.start()
+        probe.ready.wait(timeout=30)
+    workers = _start_workers(name, scenario, token, servers, rep, args.timeline)
     spies = []
     try:
         answer = requests.post(f"{base}/api/v1/sessions/start", json={"rig": "sim"}, headers=headers, timeout=30)
         answer.raise_for_status()
         session_id = answer.json()["session_id"]
-        probe.session = session_id
+        if probe is not None:
+            probe.session = session_id
         started = RecordingSession.objects.get(pk=session_id).started_at.timestamp()
         steady_from = started + args.warmup
         _sleep_until(steady_from)
         watched = {"daphne": [s["proc"].pid for s in servers], "run_simulators": [sim.pid],
-                   "clients": [w.pid for w in workers], "probe": [os.getpid()]}
+                   "clients": [w.pid for w in workers], "this process (probe)": [os.getpid()]}
         spies = _start_spies(profile, name, servers, sim, scenario["seconds"] - args.warmup) if profile else []
         cpu_before = _cpu_snapshot(watched)
         _sleep_until(started + scenario["seconds"])
         cpu_after = _cpu_snapshot(watched)
         stop_sent = time.time()
-        probe.stopping.set()
+        if probe is not None:
+            probe.stopping.set()
         answer = requests.post(f"{base}/api/v1/sessions/stop", json={"session_id": session_id}, headers=headers,
                                timeout=120)
         answer.raise_for_status()
@@ -520,9 +558,11 @@ def _run_rep(name, scenario, args, token, base, servers, sim, sim_log, rep, prof
             path = profile / f"{name}_{label}.txt"
             if path.exists():
                 print(f"-- py-spy {label} ({path})", flush=True)
-                subprocess.run([sys.executable, str(Path(__file__).parent / "profile_summary.py"), str(path), "--top", "40"])
-    probe.join(timeout=30)
-    layer = probe.summary(session_id, steady_from)
+                subprocess.run([sys.executable, str(Path(__file__).parent / "profile_summary.py"), str(path), "--top", "40"], check=False)
+    layer = None
+    if probe is not None:
+        probe.join(timeout=30)
+        layer = probe.summary(session_id, steady_from)
     steady = Counter()
     everything = Counter()
     clients = []
@@ -637,7 +677,7 @@ class LayerProbe(threading.Thread):
         }
 
 
-def _start_workers(name: str, scenario: dict, token: str, servers: list[dict], rep: int) -> list:
+def _start_workers(name: str, scenario: dict, token: str, servers: list[dict], rep: int, timeline: str | None) -> list:
     total, procs = scenario["clients"], scenario["procs"]
     workers = []
     first = 0
@@ -645,7 +685,8 @@ def _start_workers(name: str, scenario: dict, token: str, servers: list[dict], r
         count = total // procs + (1 if p < total % procs else 0)
         server = servers[p % len(servers)]
         spec = {"url": f"ws://127.0.0.1:{server['port']}/ws/sensor-data", "token": token, "clients": count,
-                "batch": scenario["batch"], "first_index": first}
+                "batch": scenario["batch"], "first_index": first,
+                "timeline": f"{timeline}_{name}_{rep}_{p}.txt" if timeline else None}
         first += count
         log = LOG_DIR / f"wsbench_client_{name}_{rep}_{p}.log"
         workers.append(subprocess.Popen(
@@ -769,9 +810,7 @@ def _print_rep(name: str, rep: int, row: dict, scenario: dict) -> None:
         f"steady p50={_ms(s['p50'])} p99={_ms(s['p99'])} p99.9={_ms(s['p999'])} max={_ms(s['max'])} ms "
         f"(n={s['n']:,}, per-client p99 {_ms(row['client_p99_range'][0])}–{_ms(row['client_p99_range'][1])} ms); "
         f"all readings p99={_ms(a['p99'])} max={_ms(a['max'])} ms; lossless={row['lossless']}; "
-        f"on the layer: p50={_ms(row['layer']['steady']['p50'])} p99={_ms(row['layer']['steady']['p99'])} "
-        f"max={_ms(row['layer']['steady']['max'])} ms, {row['layer']['events']} events of median "
-        f"{row['layer']['median_event_readings']:.0f} readings{' PROBE ' + row['layer']['error'] if row['layer']['error'] else ''}; "
+        f"{_layer_text(row['layer'])}"
         f"{row['frames_per_client_s']:.0f} frames/s/client, {row['mb_per_s_all_clients']:.1f} MB/s to clients; "
         f"stop call {row['stop_call_s']:.2f} s",
         flush=True,
@@ -801,6 +840,16 @@ def _print_rep(name: str, rep: int, row: dict, scenario: dict) -> None:
         print(f"   {log}:", *(f"\n     {line}" for line in lines), flush=True)
 
 
+def _layer_text(layer: dict | None) -> str:
+    if layer is None:
+        return ""
+    return (
+        f"on the layer: p50={_ms(layer['steady']['p50'])} p99={_ms(layer['steady']['p99'])} "
+        f"max={_ms(layer['steady']['max'])} ms, {layer['events']} events of median "
+        f"{layer['median_event_readings']:.0f} readings{' PROBE ' + layer['error'] if layer['error'] else ''}; "
+    )
+
+
 def _print_median(name: str, scenario: dict, reps: list[dict]) -> dict:
     quoted = [r for r in reps if not r["profiled"] and not r["disturbed"]]
     if not quoted:
@@ -813,8 +862,8 @@ def _print_median(name: str, scenario: dict, reps: list[dict]) -> dict:
         "p99": _bench.median([r["steady"]["p99"] for r in quoted]),
         "max": max(r["steady"]["max"] for r in quoted),
         "all_p99": _bench.median([r["all"]["p99"] for r in quoted]),
-        "layer_p50": _bench.median([r["layer"]["steady"]["p50"] for r in quoted]),
-        "layer_p99": _bench.median([r["layer"]["steady"]["p99"] for r in quoted]),
+        "layer_p50": _bench.median([r["layer"]["steady"]["p50"] for r in quoted if r["layer"]]),
+        "layer_p99": _bench.median([r["layer"]["steady"]["p99"] for r in quoted if r["layer"]]),
         "rate": _bench.median([r["rate"] for r in quoted]),
         "lossless": all(r["lossless"] for r in quoted),
         "cpu_percent": {k: _bench.median([r["cpu_percent"][k] for r in quoted]) for k in quoted[0]["cpu_percent"]},
@@ -824,8 +873,9 @@ def _print_median(name: str, scenario: dict, reps: list[dict]) -> dict:
     print(
         f"MEDIAN {name} over {len(quoted)} undisturbed rep(s) of {len(reps)}: {median['rate']:,.0f} readings/s, steady p50={_ms(median['p50'])} ms "
         f"p99={_ms(median['p99'])} ms (target ≤ {_ms(scenario['target_p99'])} ms), max of max={_ms(median['max'])} ms, "
-        f"all-readings p99={_ms(median['all_p99'])} ms, on the layer p50={_ms(median['layer_p50'])} "
-        f"p99={_ms(median['layer_p99'])} ms, every reading at every client: {median['lossless']}, "
+        f"all-readings p99={_ms(median['all_p99'])} ms, "
+        + (f"on the layer p50={_ms(median['layer_p50'])} p99={_ms(median['layer_p99'])} ms, " if quoted[0]["layer"] else "")
+        + f"every reading at every client: {median['lossless']}, "
         f"repetitions with store failures: {median['reps_with_store_failures']}; "
         f"daphne {median['cpu_percent']['daphne']:.0f} %, run_simulators {median['cpu_percent']['run_simulators']:.0f} %, "
         f"clients {median['cpu_percent']['clients']:.0f} % of one core -> target {'MET' if met else 'NOT MET'}",
