@@ -63,7 +63,7 @@ def main() -> None:
         profiled = False
         for rep in range(args.repeat):
             for clients in [int(c) for c in args.clients.split(",")]:
-                _clear_readings()
+                _bench.clear_readings()
                 profile = args.profile if (args.profile and not profiled and clients == 1) else None
                 row = _run(base, token, args, rep, clients, server.pid, profile)
                 profiled = profiled or profile is not None
@@ -134,22 +134,6 @@ def _wait_ready(base: str) -> None:
         except requests.ConnectionError:
             time.sleep(0.2)
     raise SystemExit("daphne did not answer within 30 s: see its log")
-
-
-def _clear_readings() -> None:
-    from django.db import connection
-
-    from sessions.models import Reading, ValidationResult
-
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"TRUNCATE {Reading._meta.db_table}, {ValidationResult._meta.db_table}")
-            cursor.execute("CHECKPOINT")
-        else:
-            cursor.execute(f"DELETE FROM {ValidationResult._meta.db_table}")
-            cursor.execute(f"DELETE FROM {Reading._meta.db_table}")
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    connection.close()
 
 
 def _bodies(sensors: list[str], batches: int, batch: int, t0: float, seed: str) -> list[bytes]:

@@ -85,24 +85,6 @@ def _vendor() -> str:
     return connection.vendor
 
 
-def _clear_readings() -> None:
-    """Empty the readings (and results) tables so every timed run inserts into a table of one size."""
-    from django.db import connection
-
-    from sessions.models import Reading, ValidationResult
-
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"TRUNCATE {Reading._meta.db_table}, {ValidationResult._meta.db_table}")
-            # Flush the previous run's dirty pages now rather than inside the next timed run.
-            cursor.execute("CHECKPOINT")
-        else:
-            cursor.execute(f"DELETE FROM {ValidationResult._meta.db_table}")
-            cursor.execute(f"DELETE FROM {Reading._meta.db_table}")
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    connection.close()
-
-
 def _bench_rig(name: str, sensors: int, rate: float, source: str):
     from sensors.services import rig_create
 
@@ -201,7 +183,7 @@ def pipeline_mode(args) -> list[dict]:
             row = {"batch": batch, "rep": rep, "generated": generated, "order": "/".join(order), "sides": {}}
             session_id = None
             for side in order:
-                _clear_readings()
+                _bench.clear_readings()
                 if side == "raw":
                     if session_id is None:
                         session_id = _start(rig, f"bench raw {batch} #{rep}").pk
@@ -486,7 +468,7 @@ def engine_mode(args) -> list[dict]:
     results = []
     stamp = time.strftime("%H%M%S")
     for n in ns:
-        _clear_readings()
+        _bench.clear_readings()
         rig = _bench_rig(f"bench-engine-{n}-{stamp}", n, args.rate, "simulated")
         session = _start(rig, f"engine {n}")
         row = asyncio.run(_run_engine(session.pk, n, args))

@@ -492,11 +492,10 @@ def _run_scenario(name: str, scenario: dict, args, token: str) -> list[dict]:
 
 def _run_rep(name, scenario, args, token, base, servers, sim, sim_log, rep, profile) -> dict:
     import requests
-    from ingest_http import _clear_readings
 
     from sessions.models import Reading, RecordingSession
 
-    _clear_readings()
+    _bench.clear_readings()
     logs = [s["log"] for s in servers] + [sim_log]
     log_offsets = {log: log.stat().st_size for log in logs}
     headers = {"Authorization": f"Token {token}"}

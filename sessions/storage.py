@@ -76,11 +76,6 @@ def _insert_many(rows: Sequence[Row]) -> None:
         cursor.executemany(_SQLITE_SQL.format(table=Reading._meta.db_table), params)
 
 
-def to_unix(dt: datetime) -> float:
-    """A stored timestamp as Unix seconds, the JSON form (REST, WebSocket)."""
-    return dt.timestamp()
-
-
 def from_unix(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
