@@ -85,7 +85,7 @@ def _live_feed() -> dict:
     except Exception as exc:
         return {"status": "unknown", "error": str(exc)[:200]}
     return {"status": "up", "connected_clients": totals["clients"], "dropped_frames": totals["dropped_frames"],
-            "server_processes": totals["processes"]}
+            "layer_lost_readings": totals["layer_lost_readings"], "server_processes": totals["processes"]}
 
 
 def _worker() -> dict:

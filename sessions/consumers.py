@@ -12,17 +12,18 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from robotest_site.daphne_flow import EXTENSION
 from robotest_site.ws_access import REJECTION
 
-from . import broadcast, presence
-from .live import Subscription, SubscriptionError
+from . import presence
+from .hub import hub_for
+from .live import EventFrames, Subscription, SubscriptionError
 
 logger = logging.getLogger(__name__)
 
-# Frames a client may have waiting; past this the oldest go and the client gets a `lag` frame.
+# Frames, and bytes of them, a client may have waiting; past either the oldest go and the client
+# gets a `lag` frame. The bytes bound a batch-mode client: its frames are each up to ~150 KB.
 OUTBOX_FRAMES = 5000
+OUTBOX_BYTES = 16 << 20
 # Bytes daphne may hold unsent for one client before its frames wait in the outbox instead.
 HIGH_WATER = 1 << 20
-# Handlers that touch no database: they skip Channels' per-message hop to the shared sync thread.
-_LIVE_HANDLERS = frozenset({"sensor.batch", "system.status"})
 
 
 def _dumps(message: dict) -> str:
@@ -41,8 +42,10 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
             await self.close(code=code)
             return
         self.subscription = Subscription()
-        await self.channel_layer.group_add(broadcast.LIVE_GROUP, self.channel_name)
         self.outbox = Outbox(self.send, self.scope.get("extensions", {}).get(EXTENSION))
+        # Events reach consumers through this process's hub, not a layer channel each (hub.py).
+        self.hub = hub_for(self.channel_layer)
+        await self.hub.join(self)
         presence.connected()
         await self.send(
             text_data=_dumps(
@@ -59,18 +62,7 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
             return
         outbox.close()
         presence.disconnected(outbox.total_dropped)
-        await self.channel_layer.group_discard(broadcast.LIVE_GROUP, self.channel_name)
-
-    async def dispatch(self, message):
-        if message["type"] in _LIVE_HANDLERS:
-            handler = getattr(self, message["type"].replace(".", "_"))
-            try:
-                await handler(message)
-            except Exception:
-                # One bad event (say, from a worker of another release) costs that event, not the client.
-                logger.exception("skipped a malformed %s event", message["type"])
-        else:
-            await super().dispatch(message)
+        await self.hub.leave(self)
 
     async def receive(self, text_data=None, bytes_data=None):
         try:
@@ -106,12 +98,18 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
     async def _error(self, text: str) -> None:
         await self.send(text_data=_dumps({"type": "error", "message": text}))
 
-    async def sensor_batch(self, event):
-        self.outbox.put(self.subscription.frames(event))
+    # The hub's calls (hub.Member): synchronous, they only queue frames.
 
-    async def system_status(self, event):
-        if self.subscription.session in (None, event.get("session_id")):
-            self.outbox.put([_dumps({"type": "system_status", "data": event["data"]})])
+    def live_batch(self, event: dict, frames: EventFrames) -> None:
+        self.outbox.put(self.subscription.frames(event, frames))
+
+    def live_status(self, event: dict, frame: str) -> None:
+        if self.subscription.wants(event.get("session_id")):
+            self.outbox.put([frame])
+
+    def live_gap(self, session_id: int, frame: str) -> None:
+        if self.subscription.wants(session_id):
+            self.outbox.put([frame])
 
 
 class Outbox:
@@ -126,6 +124,7 @@ class Outbox:
         self._send = send
         self._unsent = unsent_bytes
         self._frames: deque[str] = deque()
+        self._bytes = 0
         self._ready = asyncio.Event()
         self.dropped = 0
         self.total_dropped = 0
@@ -135,10 +134,12 @@ class Outbox:
         if not frames:
             return
         self._frames.extend(frames)
-        excess = len(self._frames) - OUTBOX_FRAMES
-        for _ in range(max(excess, 0)):
-            self._frames.popleft()
-        if excess > 0:
+        self._bytes += sum(map(len, frames))
+        excess = 0
+        while len(self._frames) > OUTBOX_FRAMES or (self._bytes > OUTBOX_BYTES and len(self._frames) > 1):
+            self._bytes -= len(self._frames.popleft())
+            excess += 1
+        if excess:
             self.dropped += excess
             self.total_dropped += excess
             presence.dropped(excess)
@@ -159,7 +160,9 @@ class Outbox:
                     if self.dropped:
                         lag, self.dropped = self.dropped, 0
                         await self._send(text_data=_dumps({"type": "lag", "data": {"dropped": lag}}))
-                    await self._send(text_data=self._frames.popleft())
+                    frame = self._frames.popleft()
+                    self._bytes -= len(frame)
+                    await self._send(text_data=frame)
         except asyncio.CancelledError:
             pass
         except Exception:

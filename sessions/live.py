@@ -1,8 +1,9 @@
 """What one WebSocket client receives: its subscription, frame building and decimation.
 
 Layer events carry each reading already encoded as JSON text (`lines`), so a frame is built by
-joining strings: the cost of a client that takes everything does not grow with JSON encoding.
-Only a client that asks for `max_hz` has its readings parsed, to keep each interval's extremes.
+joining strings; the frames every unfiltered client gets (and the validation frames) are built
+once per event in a process (`EventFrames`), not once per client. Only a client that asks for
+`max_hz` has its readings parsed, to keep each interval's extremes.
 """
 
 import json
@@ -64,29 +65,63 @@ class Subscription:
             "max_hz": self.max_hz,
         }
 
-    def frames(self, event: dict) -> list[str]:
+    def wants(self, session_id: int) -> bool:
+        return self.session is None or self.session == session_id
+
+    def frames(self, event: dict, shared: "EventFrames | None" = None) -> list[str]:
         """The text frames one `sensor.batch` event becomes for this client."""
-        if self.session is not None and event["session_id"] != self.session:
+        if not self.wants(event["session_id"]):
             return []
-        lines = event["lines"]
-        if self.sensors is not None:
-            names = event["sensors"]
-            wanted = self.sensors
-            lines = [line for line, name in zip(lines, names) if name in wanted]
-        if self._decimator is not None:
-            lines = self._decimator.thin(lines)
-        frames = []
-        if lines:
-            if self.batch:
-                frames.append(
-                    '{"type":"sensor_data_batch","session_id":%d,"data":[%s]}' % (event["session_id"], ",".join(lines))
-                )
-            else:
-                frames.extend(_SINGLE % line for line in lines)
-        for result in event.get("validation", ()):
-            if self.sensors is None or result.get("sensor") in self.sensors:
-                frames.append(json.dumps({"type": "validation", "data": result}, separators=(",", ":")))
+        shared = shared or EventFrames(event)
+        if self.sensors is None and self._decimator is None:
+            # Everything, as every such client gets it: built once per event, not once per client.
+            frames = list(shared.batch() if self.batch else shared.singles())
+        else:
+            lines = event["lines"]
+            if self.sensors is not None:
+                wanted = self.sensors
+                lines = [line for line, name in zip(lines, event["sensors"]) if name in wanted]
+            if self._decimator is not None:
+                lines = self._decimator.thin(lines)
+            frames = _batch_frames(event["session_id"], lines) if self.batch else [_SINGLE % line for line in lines]
+        for sensor, frame in shared.validation():
+            if self.sensors is None or sensor in self.sensors:
+                frames.append(frame)
         return frames
+
+
+def _batch_frames(session_id: int, lines: list[str]) -> list[str]:
+    if not lines:
+        return []
+    return ['{"type":"sensor_data_batch","session_id":%d,"data":[%s]}' % (session_id, ",".join(lines))]
+
+
+class EventFrames:
+    """The frames of one layer event that do not depend on who gets them, each built at most once."""
+
+    def __init__(self, event: dict) -> None:
+        self.event = event
+        self._batch: list[str] | None = None
+        self._singles: list[str] | None = None
+        self._validation: list[tuple[str | None, str]] | None = None
+
+    def batch(self) -> list[str]:
+        if self._batch is None:
+            self._batch = _batch_frames(self.event["session_id"], self.event["lines"])
+        return self._batch
+
+    def singles(self) -> list[str]:
+        if self._singles is None:
+            self._singles = [_SINGLE % line for line in self.event["lines"]]
+        return self._singles
+
+    def validation(self) -> list[tuple[str | None, str]]:
+        if self._validation is None:
+            self._validation = [
+                (result.get("sensor"), json.dumps({"type": "validation", "data": result}, separators=(",", ":")))
+                for result in self.event.get("validation", ())
+            ]
+        return self._validation
 
 
 class Decimator:

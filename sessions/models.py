@@ -132,6 +132,8 @@ class LiveServer(models.Model):
     name = models.CharField(max_length=200, unique=True)
     clients = models.IntegerField(default=0)
     dropped_frames = models.BigIntegerField(default=0)
+    # Readings the channel layer never delivered to this process (skipped sequence positions).
+    lost_readings = models.BigIntegerField(default=0)
     beat_at = models.DateTimeField()
 
     def __str__(self) -> str:

@@ -20,7 +20,9 @@ BEAT_SECONDS = 2.0
 # A process that has not written for this long is gone; its clients went with it.
 STALE_SECONDS = 10.0
 
-_state = {"clients": 0, "dropped": 0}
+# dropped: frames a slow client's outbox let go; lost: readings the channel layer never delivered
+# to this process (seen as skipped sequence positions, hub.py).
+_state = {"clients": 0, "dropped": 0, "lost": 0}
 _beat: asyncio.Task | None = None
 
 
@@ -37,8 +39,12 @@ def dropped(count: int) -> None:
     _state["dropped"] += count
 
 
+def layer_lost(count: int) -> None:
+    _state["lost"] += count
+
+
 def local() -> dict:
-    return {"clients": _state["clients"], "dropped_frames": _state["dropped"]}
+    return {"clients": _state["clients"], "dropped_frames": _state["dropped"], "layer_lost_readings": _state["lost"]}
 
 
 def totals() -> dict:
@@ -46,14 +52,19 @@ def totals() -> dict:
     from .models import LiveServer
 
     horizon = timezone.now() - timedelta(seconds=STALE_SECONDS)
-    rows = LiveServer.objects.filter(beat_at__gte=horizon).exclude(name=NAME).values_list("clients", "dropped_frames")
-    clients, dropped_frames = _state["clients"], _state["dropped"]
+    rows = (
+        LiveServer.objects.filter(beat_at__gte=horizon)
+        .exclude(name=NAME)
+        .values_list("clients", "dropped_frames", "lost_readings")
+    )
+    clients, dropped_frames, lost = _state["clients"], _state["dropped"], _state["lost"]
     processes = 1
-    for c, d in rows:
+    for c, d, n in rows:
         clients += c
         dropped_frames += d
+        lost += n
         processes += 1
-    return {"clients": clients, "dropped_frames": dropped_frames, "processes": processes}
+    return {"clients": clients, "dropped_frames": dropped_frames, "layer_lost_readings": lost, "processes": processes}
 
 
 def total_clients() -> int:
@@ -71,16 +82,20 @@ def _ensure_beat() -> None:
 async def _beat_loop() -> None:
     while True:
         try:
-            await _write(_state["clients"], _state["dropped"])
+            await _write(_state["clients"], _state["dropped"], _state["lost"])
         except Exception:
             logger.warning("could not record the live clients of %s", NAME, exc_info=True)
         await asyncio.sleep(BEAT_SECONDS)
 
 
 @database_sync_to_async
-def _write(clients: int, dropped_frames: int) -> None:
+def _write(clients: int, dropped_frames: int, lost_readings: int) -> None:
     from .models import LiveServer
 
     LiveServer.objects.update_or_create(
-        name=NAME, defaults={"clients": clients, "dropped_frames": dropped_frames, "beat_at": timezone.now()}
+        name=NAME,
+        defaults={
+            "clients": clients, "dropped_frames": dropped_frames, "lost_readings": lost_readings,
+            "beat_at": timezone.now(),
+        },
     )

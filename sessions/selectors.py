@@ -201,6 +201,7 @@ def sensors_status() -> dict:
             "total_readings": sum(s.reading_count for s in recording),
             "connected_clients": live["clients"],
             "dropped_frames": live["dropped_frames"],
+            "layer_lost_readings": live["layer_lost_readings"],
         },
         "timestamp": now.timestamp(),
     }

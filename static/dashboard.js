@@ -115,7 +115,11 @@
         case "sensor_data": addReadings([frame.data]); break;
         case "validation": addAlert(frame.data); break;
         case "system_status": showStatus(frame.data); break;
-        case "lag": setPill("lag", frame.data.dropped + " frames dropped (slow connection)", "warn"); break;
+        case "lag":
+          setPill("lag", frame.data.missed_readings
+            ? frame.data.missed_readings + " readings missed on the way (reload to see them)"
+            : frame.data.dropped + " frames dropped (slow connection)", "warn");
+          break;
         case "error": $("message").textContent = frame.message; break;
       }
     };

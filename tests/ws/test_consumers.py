@@ -11,8 +11,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
-from sessions import broadcast, consumers
+from sessions import broadcast, consumers, presence
 from sessions.models import RecordingSession
+from sessions.pipeline import readings_record
 from sessions.services import session_stop
 
 from .conftest import T0, auth, ingest, items
@@ -421,6 +422,79 @@ async def test_a_malformed_live_event_does_not_disconnect_the_client(live, recor
     await live.assert_open()
 
 
+async def stored_unpublished(recording, batch):
+    """Readings stored by the real pipeline whose events the test publishes itself (or not)."""
+    return await sync_to_async(readings_record)(recorder=recording.recorder, items=batch)
+
+
+async def test_readings_the_layer_lost_are_announced_in_a_lag_frame_naming_their_positions(live, recording):
+    bench = await recording("bench")
+    await bench.record(items("temp", [20.0, 21.0]))
+    await live.collect(has_seq(bench.session_id, 2))
+    layer = get_channel_layer()
+    lost_before = presence.local()["layer_lost_readings"]
+
+    # Positions 3-7 never reach this process (the layer dropped their event); 8 does.
+    later = await stored_unpublished(bench, items("temp", [22.0, 23.0, 24.0, 25.0, 26.0, 27.0], t0=T0 + 1))
+    event = broadcast.batch_events(later)[0]
+    skipped = {**event, "first_seq": 8, "lines": event["lines"][5:], "sensors": event["sensors"][5:]}
+    await layer.group_send(broadcast.LIVE_GROUP, skipped)
+
+    frames = await live.collect(has_seq(bench.session_id, 8))
+    lag = [f for f in frames if f["type"] == "lag"]
+    assert lag == [{"type": "lag", "data": {"session_id": bench.session_id, "dropped": 0, "missed_readings": 5,
+                                             "from_seq": 3, "to_seq": 7, "source": "channel_layer"}}]
+    assert frames.index(lag[0]) < frames.index(next(f for f in frames if f["type"] == "sensor_data"))
+    assert presence.local()["layer_lost_readings"] == lost_before + 5
+
+
+async def test_a_lag_frame_for_lost_readings_goes_only_to_clients_of_that_session(ws, token, recording):
+    bench = await recording("bench")
+    other = await recording("other")
+    watcher = await ws(headers=auth(token))
+    await watcher.subscribe(session=other.session_id)
+    await bench.record(items("temp", [20.0]))
+    later = await stored_unpublished(bench, items("temp", [21.0, 22.0], t0=T0 + 1))
+    event = broadcast.batch_events(later)[0]
+    await get_channel_layer().group_send(
+        broadcast.LIVE_GROUP, {**event, "first_seq": 3, "lines": event["lines"][1:], "sensors": event["sensors"][1:]}
+    )
+    await other.record(items("temp", [5.0]))
+
+    frames = await watcher.collect(has_seq(other.session_id, 1))
+    assert [f["type"] for f in feed(frames)] == ["sensor_data"]
+
+
+async def test_a_process_reads_the_live_group_once_however_many_clients_it_has(ws, token, recording, live_layer):
+    clients = [await ws(headers=auth(token)) for _ in range(5)]
+    members = await live_layer.connection(live_layer.consistent_hash(broadcast.LIVE_GROUP)).zcard(
+        live_layer._group_key(broadcast.LIVE_GROUP)
+    )
+    assert members == 1
+
+    bench = await recording("bench")
+    await bench.record(items("temp", [20.0, 21.0, 22.0]))
+    for client in clients:
+        got = readings_of(await client.collect(has_seq(bench.session_id, 3)))
+        assert [r["seq"] for r in got] == [1, 2, 3]
+
+
+async def test_the_process_leaves_the_live_group_when_its_last_client_goes(ws, token, live_layer):
+    clients = [await ws(headers=auth(token)) for _ in range(2)]
+    key = live_layer._group_key(broadcast.LIVE_GROUP)
+    redis = live_layer.connection(live_layer.consistent_hash(broadcast.LIVE_GROUP))
+    assert await redis.zcard(key) == 1
+
+    await clients[0].disconnect()
+    assert await redis.zcard(key) == 1
+    await clients[1].disconnect()
+    assert await redis.zcard(key) == 0
+
+    again = await ws(headers=auth(token))
+    assert await redis.zcard(key) == 1
+    await again.assert_open()
+
+
 async def test_an_idle_client_stays_connected_past_the_layers_blocking_read(live):
     # Three rounds of the layer's 5 s blocking read with nothing to deliver.
     for _ in range(3):
@@ -535,3 +609,22 @@ async def test_a_stalled_client_never_blocks_whoever_puts_frames():
     assert elapsed < 1.0
     assert client.sent == []
     assert outbox.total_dropped == 50 * 1000 - consumers.OUTBOX_FRAMES
+
+
+async def test_outbox_bounds_the_bytes_a_stalled_batch_client_holds(monkeypatch):
+    monkeypatch.setattr(consumers, "OUTBOX_BYTES", 10_000)
+    client = FakeClient()
+    client.stalled = True
+    outbox = consumers.Outbox(client.send, client.unsent_bytes)
+    big = ["x" * 3000 + str(i) for i in range(10)]
+    try:
+        outbox.put(big)
+        await asyncio.sleep(0.1)
+        client.stalled = False
+        await wait_for_sent(client, 4)
+    finally:
+        outbox.close()
+
+    # 3 frames of ~3 KB fit in 10 KB: the 7 oldest went, and the client was told.
+    assert json.loads(client.sent[0]) == {"type": "lag", "data": {"dropped": 7}}
+    assert client.sent[1:] == big[7:]
