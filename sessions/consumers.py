@@ -8,6 +8,7 @@ from collections import deque
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 
 from robotest_site.daphne_flow import EXTENSION
 from robotest_site.ws_access import REJECTION
@@ -33,6 +34,10 @@ def _dumps(message: dict) -> str:
 class SensorDataConsumer(AsyncWebsocketConsumer):
     """Streams readings, validation results and session status to one client."""
 
+    # Events come from the process's hub, never to a consumer's own channel: an alias no layer
+    # is configured under gives the consumer none, and spares Redis a blocking read per client.
+    channel_layer_alias = "robotest.hub-only"
+
     async def connect(self):
         rejection = self.scope.get(REJECTION)
         await self.accept()
@@ -44,7 +49,7 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
         self.subscription = Subscription()
         self.outbox = Outbox(self.send, self.scope.get("extensions", {}).get(EXTENSION))
         # Events reach consumers through this process's hub, not a layer channel each (hub.py).
-        self.hub = hub_for(self.channel_layer)
+        self.hub = hub_for(get_channel_layer())
         await self.hub.join(self)
         presence.connected()
         await self.send(
