@@ -194,7 +194,7 @@ def _cursor(raw: str | None):
 
 
 class SessionCsvExportView(APIView):
-    """A session's readings as streamed CSV (`?session=`, default the most recently started)."""
+    """A session's readings as streamed CSV (`?session=`, default the most recently started; `?layout=wide`)."""
 
     def get(self, request, session_id: int | None = None):
         if session_id is None:
@@ -208,8 +208,11 @@ class SessionCsvExportView(APIView):
             session = sessions.filter(pk=session_id).first()
             if session is None:
                 raise NotFound(f"no session {session_id}")
-        response = StreamingHttpResponse(exports.csv_stream(session), content_type="text/csv")
-        response["Content-Disposition"] = f'attachment; filename="{exports.csv_filename(session)}"'
+        layout = request.query_params.get("layout", "long")
+        if layout not in exports.LAYOUTS:
+            raise params.bad("layout", f"must be one of {', '.join(exports.LAYOUTS)}, not {layout!r}")
+        response = StreamingHttpResponse(exports.csv_stream(session, layout=layout), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="{exports.csv_filename(session, layout=layout)}"'
         return response
 
 
