@@ -27,6 +27,7 @@ WIDE_HEAD = ["timestamp", "datetime", "session_time"]
 FETCH_ROWS = 2000
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 
+# `datetime`: isoformat() in UTC, whose microseconds are left out when they are zero.
 # `timestamp`: Python's repr of the Unix float. date_part() divides the integer microseconds by
 # 1e6 in float8 (as datetime.timestamp() does) and float8 prints its shortest exact digits (as
 # repr does, with extra_float_digits = 1), without repr's `.0` on a whole second.
@@ -43,13 +44,12 @@ _compact = json.JSONEncoder(separators=(",", ":")).encode
 _COPY_SQL = r"""
 COPY (
   SELECT
-    t.e::text || CASE WHEN t.e = trunc(t.e) THEN '.0' ELSE '' END AS "timestamp",
+    CASE WHEN t.e = trunc(t.e) THEN t.e::text || '.0' ELSE t.e::text END AS "timestamp",
     CASE r.sensor_id {sensor_types} END AS sensor_type,
     CASE WHEN jsonb_typeof(r.value) <> 'object' THEN t.t
          WHEN t.t !~ '\\|, [^"]|, "[],:}}]' THEN replace(replace(t.t, '": ', '":'), ', "', ',"')
          ELSE regexp_replace(t.t, '("(?:[^"\\]|\\.)*")|([:,]) ', '\1\2', 'g') END AS value,
-    replace(to_char(r.timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '.000000', '') || '+00:00'
-      AS datetime,
+    replace(to_char(r.timestamp, 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), '.000000+', '+') AS datetime,
     (extract(epoch FROM r.timestamp) - %(started)s::numeric)::text AS session_time,
     r.session_id,
     CASE r.sensor_id {sensor_names} END AS sensor
@@ -82,7 +82,8 @@ def csv_copy(session: RecordingSession) -> CopyOut:
     )
     started = session.started_at
     params = {"session": session.pk, "started": f"{int(started.timestamp())}.{started.microsecond:06d}"}
-    return CopyOut(sql, params, setup=("SET extra_float_digits = 1",))
+    # The connection is the export's own: its settings may be set for the text it writes.
+    return CopyOut(sql, params, setup=("SET extra_float_digits = 1", "SET TimeZone = 'UTC'"))
 
 
 def _case(sensors: list[tuple], column: int) -> str:
