@@ -2,11 +2,25 @@
 
 from django.http import StreamingHttpResponse
 from django.urls import reverse
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotAcceptable, NotFound
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.views import APIView
 
 from sessions import exports
 from sessions.models import RecordingSession
+
+
+class DownloadNegotiation(DefaultContentNegotiation):
+    """Content negotiation of a download: `Accept: text/csv` (or application/x-mcap) is no 406.
+
+    The body is the file whatever the client accepts; errors are rendered by the first renderer (JSON).
+    """
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except NotAcceptable:
+            return renderers[0], renderers[0].media_type
 
 
 def _session(session_id: int) -> RecordingSession:
@@ -25,6 +39,8 @@ def _download(stream, content_type: str, filename: str) -> StreamingHttpResponse
 class SessionRecordExportView(APIView):
     """A session as a JSON test record: metadata, rig, rules, verdict, results, statistics (streamed)."""
 
+    content_negotiation_class = DownloadNegotiation
+
     def get(self, request, session_id: int):
         session = _session(session_id)
         links = {
@@ -37,6 +53,8 @@ class SessionRecordExportView(APIView):
 
 class SessionMcapExportView(APIView):
     """A session as an MCAP file: a channel per sensor, `/alerts`, metadata (streamed)."""
+
+    content_negotiation_class = DownloadNegotiation
 
     def get(self, request, session_id: int):
         session = _session(session_id)

@@ -19,6 +19,7 @@ from sessions.ingest import BatchError, batch_parse
 from sessions.models import RecordingSession, ValidationResult
 from sessions.pipeline import SessionNotRecording, SessionRecorder, readings_record
 
+from .export_views import DownloadNegotiation
 from .serializers import (
     RecordingSessionDetailSerializer,
     RecordingSessionSerializer,
@@ -195,6 +196,8 @@ def _cursor(raw: str | None):
 
 class SessionCsvExportView(APIView):
     """A session's readings as streamed CSV (`?session=`, default the most recently started; `?layout=wide`)."""
+
+    content_negotiation_class = DownloadNegotiation
 
     def get(self, request, session_id: int | None = None):
         if session_id is None:

@@ -308,6 +308,16 @@ def test_export_needs_a_user_unless_reads_are_public(anon_client, plain_client, 
     assert anon_client.get(path).status_code == 200
 
 
+@pytest.mark.parametrize("kind, accept", [("csv", "text/csv"), ("json", "application/json"), ("mcap", "application/x-mcap")])
+def test_export_answers_a_client_that_accepts_only_its_type(staff_client, recorded, kind, accept):
+    response = staff_client.get(f"/api/v1/sessions/{recorded}/export/{kind}", HTTP_ACCEPT=accept)
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith(accept)
+    assert content(response)
+    assert staff_client.get(f"/api/v1/sessions/99999/export/{kind}", HTTP_ACCEPT=accept).status_code == 404
+
+
 def test_exports_come_in_chunks_of_about_64_kb(staff_client, ingest, bench_session):
     for k in range(3):
         assert ingest(bench_session, readings("fz", [float(i) for i in range(3000)], t0=T0 + k * 400)).status_code == 201
