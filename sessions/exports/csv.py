@@ -149,7 +149,8 @@ async def wide_columns(session: RecordingSession) -> tuple[list[str], dict[int, 
     """The wide layout's sensor columns, sorted, and for each sensor id its column or {field: column}.
 
     A sensor is an object sensor when it has object readings: one column per field seen in the
-    session (one pass over its readings, in SQL); a sensor without readings keeps one empty column.
+    session (one pass over its readings, in SQL), and a number it sent among its objects is left
+    out; a sensor without readings keeps one empty column.
     """
     fields = await sync_to_async(_object_fields)(session.pk)
     columns: dict[int, str | dict[str, str]] = {}
