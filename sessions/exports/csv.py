@@ -38,26 +38,25 @@ _compact = json.JSONEncoder(separators=(",", ":")).encode
 # strings and numbers whose strings hold no backslash (no escaped quote) and do not end in `, `:
 # two plain replace()s then. Anything else (the regex test) goes through a regex that skips
 # strings whole; it is exact too, at twice the cost, and rare.
-# The rows are sorted narrow, then formatted: sorting the formatted rows spilled three times the
-# bytes. The outer ORDER BY costs nothing (the subquery's order satisfies it) and guarantees the
-# order. Sensor names and types come as literals (a CASE), not a join that could reorder rows.
+# Each CASE evaluates one branch: a row formats its time and its value once (no LATERAL, which
+# the planner would inline, repeating each reference). Written flat like this the formatting
+# runs in PostgreSQL's parallel workers, below the Gather Merge of the sort, on every core.
+# Sensor names and types come as literals (a CASE): no join.
 _COPY_SQL = r"""
 COPY (
   SELECT
-    CASE WHEN t.e = trunc(t.e) THEN t.e::text || '.0' ELSE t.e::text END AS "timestamp",
+    CASE WHEN date_trunc('second', r.timestamp) = r.timestamp THEN date_part('epoch', r.timestamp)::text || '.0'
+         ELSE date_part('epoch', r.timestamp)::text END AS "timestamp",
     CASE r.sensor_id {sensor_types} END AS sensor_type,
-    CASE WHEN jsonb_typeof(r.value) <> 'object' THEN t.t
-         WHEN t.t !~ '\\|, [^"]|, "[],:}}]' THEN replace(replace(t.t, '": ', '":'), ', "', ',"')
-         ELSE regexp_replace(t.t, '("(?:[^"\\]|\\.)*")|([:,]) ', '\1\2', 'g') END AS value,
+    CASE WHEN jsonb_typeof(r.value) <> 'object' THEN r.value::text
+         WHEN r.value::text !~ '\\|, [^"]|, "[],:}}]' THEN replace(replace(r.value::text, '": ', '":'), ', "', ',"')
+         ELSE regexp_replace(r.value::text, '("(?:[^"\\]|\\.)*")|([:,]) ', '\1\2', 'g') END AS value,
     replace(to_char(r.timestamp, 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), '.000000+', '+') AS datetime,
     (extract(epoch FROM r.timestamp) - %(started)s::numeric)::text AS session_time,
     r.session_id,
     CASE r.sensor_id {sensor_names} END AS sensor
-  FROM (
-    SELECT id, session_id, sensor_id, timestamp, value FROM {reading}
-    WHERE session_id = %(session)s ORDER BY timestamp, id OFFSET 0
-  ) r
-  CROSS JOIN LATERAL (SELECT date_part('epoch', r.timestamp) AS e, r.value::text AS t) t
+  FROM {reading} r
+  WHERE r.session_id = %(session)s
   ORDER BY r.timestamp, r.id
 ) TO STDOUT WITH (FORMAT csv, HEADER)
 """
