@@ -13,8 +13,10 @@ Starts a real `daphne` on a free port and, for each session and repetition:
   to `bare` of the same repetition (target ≥ 50 %);
 - daphne's RSS: sampled every 10 ms during the download (peak minus the RSS before it), and VmHWM.
 
+`--others wide,json,mcap` also downloads those exports once per session (readings/s and RSS).
+
     python benchmarks/export_csv.py
-    python benchmarks/export_csv.py --repeat 5 --session-1m 42
+    python benchmarks/export_csv.py --repeat 5 --session-1m 42 --others wide,json,mcap
 """
 
 import argparse
@@ -43,6 +45,7 @@ def main() -> None:
     parser.add_argument("--session-100k", type=int, help="an existing session to use as the 100k one")
     parser.add_argument("--session-1m", type=int, help="an existing session to use as the 1M one")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--others", default="", help="also time these exports once each: wide,json,mcap")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args()
 
@@ -85,6 +88,8 @@ def main() -> None:
                     f"hwm={row['hwm_mb']:.1f} MB",
                     flush=True,
                 )
+        if args.others:
+            _others(base, token, sessions, server.pid, args.others.split(","))
         for name in sessions:
             mine = [r for r in results if r["session"] == name]
             print(
@@ -236,7 +241,8 @@ def _status(pid: int) -> dict[str, int]:
     return out
 
 
-def _http(base: str, token: str, session_id: int, pid: int) -> dict:
+def _http(base: str, token: str, session_id: int, pid: int, path: str = "export/csv") -> dict:
+    """Download one export, counting its lines, while sampling daphne's RSS."""
     import requests
 
     before = _status(pid)["VmRSS"]
@@ -253,7 +259,7 @@ def _http(base: str, token: str, session_id: int, pid: int) -> dict:
     size = newlines = 0
     first = None
     started = time.perf_counter()
-    with requests.get(f"{base}/api/v1/sessions/{session_id}/export/csv", headers={"Authorization": f"Token {token}"},
+    with requests.get(f"{base}/api/v1/sessions/{session_id}/{path}", headers={"Authorization": f"Token {token}"},
                       stream=True, timeout=600) as response:
         response.raise_for_status()
         for chunk in response.iter_content(chunk_size=1 << 16):
@@ -271,6 +277,23 @@ def _http(base: str, token: str, session_id: int, pid: int) -> dict:
         "first_byte_s": first or seconds, "rss_before_mb": before / 1024, "rss_peak_mb": peak[0] / 1024,
         "hwm_mb": status["VmHWM"] / 1024,
     }
+
+
+def _others(base: str, token: str, sessions: dict[str, int], pid: int, kinds: list[str]) -> None:
+    """The other exports, once each: readings/s of the session and daphne's RSS while they stream."""
+    from sessions.models import RecordingSession
+
+    paths = {"wide": "export/csv?layout=wide", "json": "export/json", "mcap": "export/mcap"}
+    for name, session_id in sessions.items():
+        readings = RecordingSession.objects.get(pk=session_id).reading_count
+        for kind in kinds:
+            row = _http(base, token, session_id, pid, paths[kind])
+            print(
+                f"{name} {kind}: {row['http_mb']:.1f} MB in {row['http_s']:.1f} s = "
+                f"{_bench.fmt_rate(readings / row['http_s'])} readings/s, rss before={row['rss_before_mb']:.1f} MB "
+                f"peak={row['rss_peak_mb']:.1f} MB (+{row['rss_peak_mb'] - row['rss_before_mb']:.1f})",
+                flush=True,
+            )
 
 
 def _free_port() -> int:
