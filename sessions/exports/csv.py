@@ -1,11 +1,10 @@
 """A session's readings as CSV: long (one row per reading, the seed's columns) or wide.
 
-Long, on PostgreSQL, the database writes the CSV itself (`COPY (SELECT …) TO STDOUT`, about
-eight times the rows/s of Python's csv writer) and the text is the Python writer's, byte for
-byte, for every value a rig can send (numbers, flat objects). Where they could differ they stay
-equal as parsed: a number written in exponent form (`1e-07`: the database writes `0.0000001`),
-non-ASCII text inside an object value (the database writes it as UTF-8, Python as `\\uXXXX`),
-and an object nested inside an object value (the database puts a space after `:` and `,`).
+Long, on PostgreSQL, the database writes the CSV itself (`COPY (SELECT …) TO STDOUT`, several
+times the rows/s of Python's csv writer), and its text is the Python writer's byte for byte
+(SQLite keeps the Python writer). Two cases stay equal only as parsed: a number whose repr has
+an exponent (`5e-05`, which jsonb writes `0.00005`) and non-ASCII text inside an object value
+(UTF-8 from the database, `\\uXXXX` from Python). The wide layout is written in Python on both.
 """
 
 import csv
