@@ -3,6 +3,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from sensors.api.views import RigViewSet
+from sessions.api import export_views
 from sessions.api import views as session_views
 
 from . import views
@@ -19,6 +20,8 @@ seed_paths = [
     path("sessions/reset", session_views.SessionResetView.as_view(), name="session-reset"),
     path("sessions/export/csv", session_views.SessionCsvExportView.as_view(), name="session-export-csv"),
     path("sessions/<int:session_id>/export/csv", session_views.SessionCsvExportView.as_view(), name="session-export-csv-one"),
+    path("sessions/<int:session_id>/export/json", export_views.SessionRecordExportView.as_view(), name="session-export-json-one"),
+    path("sessions/<int:session_id>/export/mcap", export_views.SessionMcapExportView.as_view(), name="session-export-mcap-one"),
     path("sensors/readings", session_views.ReadingsView.as_view(), name="readings"),
     path("sensors/status", session_views.SensorsStatusView.as_view(), name="sensors-status"),
 ]

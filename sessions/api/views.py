@@ -19,6 +19,7 @@ from sessions.ingest import BatchError, batch_parse
 from sessions.models import RecordingSession, ValidationResult
 from sessions.pipeline import SessionNotRecording, SessionRecorder, readings_record
 
+from .export_views import DownloadNegotiation
 from .serializers import (
     RecordingSessionDetailSerializer,
     RecordingSessionSerializer,
@@ -194,7 +195,9 @@ def _cursor(raw: str | None):
 
 
 class SessionCsvExportView(APIView):
-    """A session's readings as streamed CSV (`?session=`, default the most recently started)."""
+    """A session's readings as streamed CSV (`?session=`, default the most recently started; `?layout=wide`)."""
+
+    content_negotiation_class = DownloadNegotiation
 
     def get(self, request, session_id: int | None = None):
         if session_id is None:
@@ -208,8 +211,11 @@ class SessionCsvExportView(APIView):
             session = sessions.filter(pk=session_id).first()
             if session is None:
                 raise NotFound(f"no session {session_id}")
-        response = StreamingHttpResponse(exports.csv_stream(session), content_type="text/csv")
-        response["Content-Disposition"] = f'attachment; filename="{exports.csv_filename(session)}"'
+        layout = request.query_params.get("layout", "long")
+        if layout not in exports.LAYOUTS:
+            raise params.bad("layout", f"must be one of {', '.join(exports.LAYOUTS)}, not {layout!r}")
+        response = StreamingHttpResponse(exports.csv_stream(session, layout=layout), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="{exports.csv_filename(session, layout=layout)}"'
         return response
 
 

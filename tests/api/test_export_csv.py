@@ -12,7 +12,9 @@ from sessions.models import RecordingSession
 
 from .conftest import T0, ft6_value, readings
 
-pytestmark = pytest.mark.django_db
+# transaction=True: on PostgreSQL the export is read by its own connection (a COPY in a thread),
+# which sees only committed rows; serialized_rollback keeps the migration's `sim` rig.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 COLUMNS = ["timestamp", "sensor_type", "value", "datetime", "session_time", "session_id", "sensor"]
 

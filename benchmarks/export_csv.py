@@ -1,0 +1,319 @@
+"""CSV export over HTTP beside a bare `COPY (SELECT …) TO STDOUT` of the same rows, and daphne's memory.
+
+Against a PostgreSQL database (created and migrated if missing, never dropped): sessions of
+100,000 and 1,000,000 readings, from `benchmarks/read_dataset.py` when it is there, else filled
+here by binary COPY (a 16-reading cycle like the `sim` rig's: 10 force, 5 motor, 1 camera object)
+and reused on the next run; `--session-100k/--session-1m` name existing sessions instead.
+Starts a real `daphne` on a free port and, for each session and repetition:
+
+- `bare`: `COPY (SELECT * FROM readings WHERE session_id = … ORDER BY timestamp, id) TO STDOUT`
+  read with psycopg in this process, rows/s;
+- `export SQL`: the export's own COPY (the seed's CSV text, written by the database) read the same way;
+- `http`: `GET /api/v1/sessions/{id}/export/csv` downloaded with `requests`, rows/s and the ratio
+  to `bare` of the same repetition (target ≥ 50 %);
+- daphne's RSS: sampled every 10 ms during the download (peak minus the RSS before it), and VmHWM.
+
+`--others wide,json,mcap` also downloads those exports once per session (readings/s and RSS).
+
+    python benchmarks/export_csv.py
+    python benchmarks/export_csv.py --repeat 5 --session-1m 42 --others wide,json,mcap
+"""
+
+import argparse
+import json
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bench
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/robotest_exp_bench"
+REDIS_URL = "redis://127.0.0.1:6379/6"
+RIG = "bench-export"
+SIZES = {"bench-100k": 100_000, "bench-1m": 1_000_000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument("--session-100k", type=int, help="an existing session to use as the 100k one")
+    parser.add_argument("--session-1m", type=int, help="an existing session to use as the 1M one")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--others", default="", help="also time these exports once each: wide,json,mcap")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args()
+
+    _ensure_database(args.database_url)
+    _bench.configure(args.database_url, fresh=False, redis_url=REDIS_URL)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    facts = _bench.machine()
+    print("machine:", json.dumps(facts), flush=True)
+    sessions = _sessions(args)
+    token = _staff_token()
+    port = _free_port()
+    log = Path(tempfile.gettempdir()) / f"bench_export_daphne_{port}.log"
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "robotest_site.asgi:application"],
+        cwd=_bench.ROOT, env=_bench.bench_env(args.database_url, REDIS_URL), stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    print(f"daphne pid={server.pid} on {base} (log {log}); sessions {sessions}", flush=True)
+    results = []
+    try:
+        _wait_ready(base)
+        print(f"daphne RSS at rest: {_status(server.pid)['VmRSS'] / 1024:.1f} MB", flush=True)
+        for name, session_id in sessions.items():
+            for rep in range(args.repeat):
+                row = {"session": name, "session_id": session_id, "rep": rep}
+                row.update(_bare(session_id))
+                row.update(_export_sql(session_id))
+                row.update(_http(base, token, session_id, server.pid))
+                row["ratio"] = row["http_rate"] / row["bare_rate"]
+                results.append(row)
+                print(
+                    f"{name} rep={rep} rows={row['rows']:,} bare={_bench.fmt_rate(row['bare_rate'])}/s "
+                    f"export-sql={_bench.fmt_rate(row['sql_rate'])}/s http={_bench.fmt_rate(row['http_rate'])}/s "
+                    f"({row['http_mb']:.1f} MB, first byte {row['first_byte_s'] * 1000:.0f} ms) "
+                    f"ratio={row['ratio']:.0%} rss before={row['rss_before_mb']:.1f} MB "
+                    f"peak={row['rss_peak_mb']:.1f} MB (+{row['rss_peak_mb'] - row['rss_before_mb']:.1f}) "
+                    f"hwm={row['hwm_mb']:.1f} MB",
+                    flush=True,
+                )
+        if args.others:
+            _others(base, token, sessions, server.pid, args.others.split(","))
+        for name in sessions:
+            mine = [r for r in results if r["session"] == name]
+            print(
+                f"MEDIAN {name}: bare {_bench.fmt_rate(_bench.median([r['bare_rate'] for r in mine]))}/s, "
+                f"export SQL {_bench.fmt_rate(_bench.median([r['sql_rate'] for r in mine]))}/s, "
+                f"http {_bench.fmt_rate(_bench.median([r['http_rate'] for r in mine]))}/s, "
+                f"ratio {_bench.median([r['ratio'] for r in mine]):.0%}, "
+                f"daphne peak RSS {max(r['rss_peak_mb'] for r in mine):.1f} MB "
+                f"(+{max(r['rss_peak_mb'] - r['rss_before_mb'] for r in mine):.1f} MB over its RSS before)",
+                flush=True,
+            )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": facts, "args": vars(args), "results": results}, indent=2))
+
+
+def _ensure_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _sessions(args) -> dict[str, int]:
+    given = {"bench-100k": args.session_100k, "bench-1m": args.session_1m}
+    if all(given.values()):
+        return given
+    try:
+        import read_dataset  # another benchmark's shared dataset, when it is there
+    except ImportError:
+        read_dataset = None
+    if read_dataset is not None:
+        found = read_dataset.ensure_dataset(args.database_url)
+        return {name: given[name] or found[name] for name in SIZES}
+    return {name: given[name] or _fill(name, size) for name, size in SIZES.items()}
+
+
+def _fill(name: str, size: int) -> int:
+    """A completed session of `size` readings on the rig RIG (reused when it is already there)."""
+    import random
+    from datetime import UTC, datetime
+
+    from django.db import transaction
+
+    from sensors.models import Rig
+    from sensors.services import rig_create
+    from sessions import storage
+    from sessions.models import RecordingSession
+
+    rig = Rig.objects.filter(name=RIG).first() or rig_create(
+        name=RIG,
+        sensors=[
+            {"name": "force", "sensor_type": "force", "unit": "N"},
+            {"name": "motor", "sensor_type": "motor", "unit": "RPM"},
+            {"name": "camera", "sensor_type": "camera", "unit": ""},
+        ],
+    )
+    existing = RecordingSession.objects.filter(rig=rig, name=name, reading_count=size).first()
+    if existing:
+        return existing.pk
+    ids = dict(rig.sensors.values_list("name", "id"))
+    cycle = ["force"] * 10 + ["motor"] * 5 + ["camera"]
+    rng = random.Random(name)
+    t0_us = 1_750_000_000_000_000
+    started = time.perf_counter()
+    with transaction.atomic():
+        session = RecordingSession.objects.create(
+            rig=rig, name=name, status=RecordingSession.Status.COMPLETED, reading_count=size,
+            started_at=datetime.fromtimestamp(t0_us / 1e6, tz=UTC),
+            stopped_at=datetime.fromtimestamp((t0_us + size * 1000) / 1e6, tz=UTC), verdict="pass",
+        )
+        for start in range(0, size, 100_000):
+            rows = []
+            for i in range(start, min(size, start + 100_000)):
+                sensor = cycle[i % 16]
+                if sensor == "camera":
+                    value = storage.value_json({"image_id": i, "resolution": "640x480",
+                                                "brightness": rng.randint(0, 255), "exposure": rng.uniform(0.1, 2.0)})
+                elif sensor == "force":
+                    value = storage.value_json(round(rng.gauss(50, 10), 3))
+                else:
+                    value = storage.value_json(round(rng.uniform(-60, 60), 2))
+                # 1 kHz, with the microseconds a real clock has
+                rows.append((session.pk, ids[sensor], i + 1, t0_us + i * 1000 + rng.randint(0, 999), value))
+            storage.readings_write(rows)
+    print(f"filled {name}: {size:,} readings in {time.perf_counter() - started:.1f} s", flush=True)
+    return session.pk
+
+
+def _staff_token() -> str:
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    user = get_user_model().objects.filter(username="bench-export").first()
+    if user is None:
+        user = get_user_model().objects.create_user("bench-export", password="bench-password", is_staff=True)
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+def _copy_rows(sql: str, params: dict | None = None) -> tuple[int, float]:
+    """Lines and seconds of a COPY TO STDOUT read with psycopg, on a fresh connection."""
+    import psycopg
+    from django.db import connection
+
+    keep = ("dbname", "user", "host", "port", "password")
+    conninfo = {k: v for k, v in connection.get_connection_params().items() if k in keep}
+    with psycopg.connect(**conninfo, cursor_factory=psycopg.ClientCursor) as conn:
+        rows = 0
+        started = time.perf_counter()
+        with conn.cursor().copy(sql, params) as copy:
+            for _ in copy:
+                rows += 1
+        return rows, time.perf_counter() - started
+
+
+def _bare(session_id: int) -> dict:
+    from sessions.models import Reading
+
+    rows, seconds = _copy_rows(
+        f"COPY (SELECT * FROM {Reading._meta.db_table} WHERE session_id = {int(session_id)} "
+        f"ORDER BY timestamp, id) TO STDOUT"
+    )
+    return {"rows": rows, "bare_s": seconds, "bare_rate": rows / seconds}
+
+
+def _export_sql(session_id: int) -> dict:
+    from sessions.exports.csv import csv_copy
+    from sessions.models import RecordingSession
+
+    stream = csv_copy(RecordingSession.objects.select_related("rig").get(pk=session_id))
+    lines, seconds = _copy_rows(stream.sql, stream.params)
+    return {"sql_rows": lines - 1, "sql_s": seconds, "sql_rate": (lines - 1) / seconds}
+
+
+def _status(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of a process, in kB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+def _http(base: str, token: str, session_id: int, pid: int, path: str = "export/csv") -> dict:
+    """Download one export, counting its lines, while sampling daphne's RSS."""
+    import requests
+
+    before = _status(pid)["VmRSS"]
+    peak = [before]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _status(pid)["VmRSS"])
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    size = newlines = 0
+    first = None
+    started = time.perf_counter()
+    with requests.get(f"{base}/api/v1/sessions/{session_id}/{path}", headers={"Authorization": f"Token {token}"},
+                      stream=True, timeout=600) as response:
+        response.raise_for_status()
+        for chunk in response.iter_content(chunk_size=1 << 16):
+            if first is None:
+                first = time.perf_counter() - started
+            size += len(chunk)
+            newlines += chunk.count(b"\n")
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    status = _status(pid)
+    rows = newlines - 1
+    return {
+        "http_rows": rows, "http_s": seconds, "http_rate": rows / seconds, "http_mb": size / 1e6,
+        "first_byte_s": first or seconds, "rss_before_mb": before / 1024, "rss_peak_mb": peak[0] / 1024,
+        "hwm_mb": status["VmHWM"] / 1024,
+    }
+
+
+def _others(base: str, token: str, sessions: dict[str, int], pid: int, kinds: list[str]) -> None:
+    """The other exports, once each: readings/s of the session and daphne's RSS while they stream."""
+    from sessions.models import RecordingSession
+
+    paths = {"wide": "export/csv?layout=wide", "json": "export/json", "mcap": "export/mcap"}
+    for name, session_id in sessions.items():
+        readings = RecordingSession.objects.get(pk=session_id).reading_count
+        for kind in kinds:
+            row = _http(base, token, session_id, pid, paths[kind])
+            print(
+                f"{name} {kind}: {row['http_mb']:.1f} MB in {row['http_s']:.1f} s = "
+                f"{_bench.fmt_rate(readings / row['http_s'])} readings/s, rss before={row['rss_before_mb']:.1f} MB "
+                f"peak={row['rss_peak_mb']:.1f} MB (+{row['rss_peak_mb'] - row['rss_before_mb']:.1f})",
+                flush=True,
+            )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_ready(base: str) -> None:
+    import requests
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{base}/health", timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise SystemExit("daphne did not answer within 30 s: see its log")
+
+
+if __name__ == "__main__":
+    main()
