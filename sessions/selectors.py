@@ -78,6 +78,35 @@ def recording_session(*, rig_name: str) -> RecordingSession | None:
     )
 
 
+def latest_session(*, rig) -> RecordingSession | None:
+    """The rig's recording session or, when none records, its most recently started one."""
+    sessions = RecordingSession.objects.filter(rig=rig)
+    return sessions.filter(status=RecordingSession.Status.RECORDING).first() or sessions.order_by("-started_at", "-id").first()
+
+
+def readings_latest(*, session: RecordingSession) -> dict[str, dict | None]:
+    """Each sensor of the session's rig: its newest reading in the session, or None.
+
+    One `ORDER BY timestamp DESC LIMIT 1` per sensor, each a backward scan of the
+    (session, sensor, timestamp) index: a handful of rows read however many the table holds.
+    """
+    sensors = list(Sensor.objects.filter(rig_id=session.rig_id).order_by("name").values_list("id", "name"))
+    rows = []
+    for sensor_id, _name in sensors:
+        row = (
+            Reading.objects.filter(session_id=session.pk, sensor_id=sensor_id)
+            .order_by("-timestamp", "-seq")  # the seq only breaks a tie of timestamps
+            .values("timestamp", "value", "seq", "session_id", "sensor_id")
+            .first()
+        )
+        if row is not None:
+            rows.append(row)
+    latest: dict[str, dict | None] = dict.fromkeys(name for _id, name in sensors)
+    for reading in _as_readings(rows):
+        latest[reading["sensor"]] = reading
+    return latest
+
+
 def readings_list(
     *,
     session_id: int | None = None,

@@ -1,13 +1,38 @@
+from django.shortcuts import get_object_or_404
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from robotest_site.permissions import IsStaffOrReadOnly
-from sensors.models import Rig
+from sensors.models import Rig, Sensor
 from sensors.services import rig_create
 
-from .serializers import RigSerializer
+from .serializers import RigSerializer, SensorSerializer
 
 
+class SensorFilter(filters.FilterSet):
+    sensor_type = filters.CharFilter(help_text="Only sensors of this type.")
+
+    class Meta:
+        model = Sensor
+        fields = ["sensor_type"]
+
+
+class RigFilter(filters.FilterSet):
+    source = filters.ChoiceFilter(choices=Rig.Source.choices)
+
+    class Meta:
+        model = Rig
+        fields = ["source"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Test rigs with their sensors"),
+    retrieve=extend_schema(summary="One rig with its sensors"),
+    create=extend_schema(summary="Create an external rig with its sensors (staff)"),
+)
 class RigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
     """Test rigs and their sensors; staff create external rigs."""
 
@@ -15,6 +40,8 @@ class RigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     serializer_class = RigSerializer
     permission_classes = [IsStaffOrReadOnly]
     lookup_field = "name"
+    filterset_class = RigFilter
+    ordering_fields = ["id", "name", "created_at"]
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
@@ -25,3 +52,16 @@ class RigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             description=data.get("description", ""), sensors=data["sensors"],
         )
         return Response(self.get_serializer(rig).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="The sensors of one rig", responses=SensorSerializer(many=True))
+    @action(
+        detail=True, methods=["get"], serializer_class=SensorSerializer, filterset_class=SensorFilter,
+        ordering_fields=["id", "name", "sensor_type"],
+    )
+    def sensors(self, request, name=None):
+        # Nested under the rig because a sensor's name is unique only in its rig; a top-level
+        # /sensors/ resource would also sit beside the seed's /sensors/readings paths.
+        rig = get_object_or_404(Rig, name=name)
+        sensors = self.filter_queryset(Sensor.objects.filter(rig=rig).order_by("name"))
+        page = self.paginate_queryset(sensors)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)

@@ -1,6 +1,26 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from sessions.models import RecordingSession
+from sessions.selectors import sensor_stats
+
+# {sensor name: statistics}: what selectors.sensor_stats returns.
+SENSOR_STATS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {
+        "type": "object",
+        "properties": {
+            "sensor_type": {"type": "string"},
+            "unit": {"type": "string"},
+            "count": {"type": "integer"},
+            "first_timestamp": {"type": "number", "nullable": True, "description": "Unix seconds"},
+            "last_timestamp": {"type": "number", "nullable": True, "description": "Unix seconds"},
+            "min": {"type": "number", "nullable": True, "description": "null for object values"},
+            "max": {"type": "number", "nullable": True},
+            "mean": {"type": "number", "nullable": True},
+        },
+    },
+}
 
 
 class SessionStartSerializer(serializers.Serializer):
@@ -38,6 +58,17 @@ class RecordingSessionSerializer(serializers.ModelSerializer):
 
 
 class RecordingSessionDetailSerializer(RecordingSessionSerializer):
+    """A session with its rule snapshot, its rates and per-sensor statistics (`summary_stats`)."""
+
+    summary_stats = serializers.SerializerMethodField()
+
     class Meta(RecordingSessionSerializer.Meta):
         fields = [*RecordingSessionSerializer.Meta.fields, "rules", "rates"]
         read_only_fields = fields
+
+    @extend_schema_field(SENSOR_STATS_SCHEMA)
+    def get_summary_stats(self, session: RecordingSession) -> dict:
+        # Frozen at completion; a recording (or aborted) session's are computed now.
+        if session.status == RecordingSession.Status.COMPLETED and session.summary_stats:
+            return session.summary_stats
+        return sensor_stats(session_id=session.pk)

@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 
 from django.db import transaction
 from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -19,6 +20,7 @@ from sessions.ingest import BatchError, batch_parse
 from sessions.models import RecordingSession, ValidationResult
 from sessions.pipeline import SessionNotRecording, SessionRecorder, readings_record
 
+from .filters import SessionFilter
 from .serializers import (
     RecordingSessionDetailSerializer,
     RecordingSessionSerializer,
@@ -213,6 +215,18 @@ class SessionCsvExportView(APIView):
         return response
 
 
+@extend_schema_view(
+    list=extend_schema(summary="Recording sessions, newest first, filtered and paged"),
+    retrieve=extend_schema(
+        summary="One session with its rule snapshot and per-sensor statistics",
+        description="`summary_stats` is frozen when the session completes; while it records it is "
+        "computed on each request (one GROUP BY over the session's readings).",
+    ),
+    destroy=extend_schema(
+        summary="Delete a finished session, its readings and results (staff)",
+        responses={204: None, 400: OpenApiResponse(description="the session is recording")},
+    ),
+)
 class RecordingSessionViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
@@ -220,6 +234,8 @@ class RecordingSessionViewSet(
 
     queryset = RecordingSession.objects.select_related("rig", "operator")
     permission_classes = [IsStaffOrReadOnly]
+    filterset_class = SessionFilter
+    ordering_fields = ["id", "started_at", "stopped_at", "name", "status", "verdict", "reading_count", "alert_count"]
 
     def get_serializer_class(self):
         return RecordingSessionDetailSerializer if self.action == "retrieve" else RecordingSessionSerializer

@@ -1,0 +1,56 @@
+"""The `/api/v1/rules/` resource: stored validation rules, edited by staff."""
+
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import viewsets
+
+from robotest_site.filters import BooleanFilter, IdFilter, must_exist
+from robotest_site.permissions import IsStaffOrReadOnly
+from sensors.models import Sensor, ValidationRule
+
+from .serializers import ValidationRuleSerializer
+
+
+class RuleFilter(filters.FilterSet):
+    sensor_type = filters.CharFilter(help_text="Rules for every sensor of this type.")
+    sensor = IdFilter(method="filter_sensor", help_text="Rules for this one sensor (id); unknown is a 404.")
+    enabled = BooleanFilter()
+    code = filters.CharFilter()
+    kind = filters.ChoiceFilter(choices=ValidationRule.Kind.choices)
+
+    class Meta:
+        model = ValidationRule
+        fields = ["sensor_type", "sensor", "enabled", "code", "kind"]
+
+    def filter_sensor(self, queryset, name, value):
+        must_exist(Sensor.objects.filter(pk=value), name, "sensor", value)
+        return queryset.filter(sensor_id=value)
+
+
+_APPLIES = (
+    "A change applies to sessions started after it: a session keeps the rule snapshot it started "
+    "with (see `rules` in a session's detail)."
+)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Stored validation rules", description=_APPLIES),
+    retrieve=extend_schema(summary="One stored validation rule"),
+    create=extend_schema(summary="Add a rule, or replace a default one by its code (staff)", description=_APPLIES),
+    update=extend_schema(summary="Replace a rule (staff)", description=_APPLIES),
+    partial_update=extend_schema(summary="Change a rule (staff)", description=_APPLIES),
+    destroy=extend_schema(summary="Delete a rule (staff)", description=_APPLIES),
+)
+class ValidationRuleViewSet(viewsets.ModelViewSet):
+    """Stored validation rules: for a sensor type or one sensor; a rule with a default's code replaces it.
+
+    Rules apply to sessions started after the change: a session keeps the snapshot it started
+    with, so editing a rule never rewrites a recorded verdict.
+    """
+
+    queryset = ValidationRule.objects.select_related("sensor__rig")
+    serializer_class = ValidationRuleSerializer
+    permission_classes = [IsStaffOrReadOnly]
+    filterset_class = RuleFilter
+    ordering_fields = ["id", "code", "sensor_type", "kind", "enabled"]
+    lookup_value_regex = r"\d+"
