@@ -68,6 +68,8 @@ class ValidationRuleSerializer(serializers.ModelSerializer):
             *_BOUNDS, "lag", "message", "enabled",
         ]
         read_only_fields = ["id"]
+        # The validator keeps `lag` recent values per sensor; the same bound on every database.
+        extra_kwargs = {"lag": {"min_value": 0, "max_value": 1000}}
 
     def validate(self, attrs: dict) -> dict:
         # A partial update is judged as the rule it leaves behind.
