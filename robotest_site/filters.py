@@ -2,6 +2,8 @@
 
 from django import forms
 from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import NotFound
 from rest_framework.filters import OrderingFilter
 
@@ -42,6 +44,7 @@ class _TimeField(forms.Field):
             raise forms.ValidationError(str(exc)) from None
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class TimeFilter(filters.Filter):
     """A time as Unix seconds or ISO 8601 (naive means UTC), compared with `lookup_expr`."""
 
@@ -66,12 +69,14 @@ class _BooleanField(forms.Field):
             raise forms.ValidationError(f"must be true or false, got {value!r}") from None
 
 
+@extend_schema_field(OpenApiTypes.BOOL)
 class BooleanFilter(filters.Filter):
     """`true`/`false` (or 1/0); anything else is a 400 (django-filter's own ignores it silently)."""
 
     field_class = _BooleanField
 
 
+@extend_schema_field(OpenApiTypes.INT)
 class IdFilter(filters.Filter):
     """A database id: a whole number in the range of a 64-bit key."""
 

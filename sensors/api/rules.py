@@ -4,6 +4,7 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 
+from robotest_site.errors import error_responses
 from robotest_site.filters import BooleanFilter, IdFilter, must_exist
 from robotest_site.permissions import IsStaffOrReadOnly
 from sensors.models import Sensor, ValidationRule
@@ -33,13 +34,26 @@ _APPLIES = (
 )
 
 
+_RULE = ValidationRuleSerializer
+_WRITE_ERRORS = error_responses(_400="a bad field, named in the message", _403="not staff", _404="no such rule")
+
+
 @extend_schema_view(
-    list=extend_schema(summary="Stored validation rules", description=_APPLIES),
-    retrieve=extend_schema(summary="One stored validation rule"),
-    create=extend_schema(summary="Add a rule, or replace a default one by its code (staff)", description=_APPLIES),
-    update=extend_schema(summary="Replace a rule (staff)", description=_APPLIES),
-    partial_update=extend_schema(summary="Change a rule (staff)", description=_APPLIES),
-    destroy=extend_schema(summary="Delete a rule (staff)", description=_APPLIES),
+    list=extend_schema(
+        summary="Stored validation rules", description=_APPLIES,
+        responses={200: _RULE(many=True), **error_responses(_400="a bad parameter", _404="an unknown sensor or page")},
+    ),
+    retrieve=extend_schema(summary="One stored validation rule", responses={200: _RULE, **error_responses(_404="no such rule")}),
+    create=extend_schema(
+        summary="Add a rule, or replace a default one by its code (staff)", description=_APPLIES,
+        responses={201: _RULE, **error_responses(_400="a bad field, named in the message", _403="not staff")},
+    ),
+    update=extend_schema(summary="Replace a rule (staff)", description=_APPLIES, responses={200: _RULE, **_WRITE_ERRORS}),
+    partial_update=extend_schema(summary="Change a rule (staff)", description=_APPLIES, responses={200: _RULE, **_WRITE_ERRORS}),
+    destroy=extend_schema(
+        summary="Delete a rule (staff)", description=_APPLIES,
+        responses={204: None, **error_responses(_403="not staff", _404="no such rule")},
+    ),
 )
 class ValidationRuleViewSet(viewsets.ModelViewSet):
     """Stored validation rules: for a sensor type or one sensor; a rule with a default's code replaces it.

@@ -2,19 +2,21 @@
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from robotest_site import params
+from robotest_site.errors import error_responses
 from sensors.models import Rig
 from sessions import selectors
 from sessions.models import RecordingSession
 
+# A reading as /api/v1/sensors/readings gives it; null for a sensor without one yet.
 _READING = inline_serializer(
-    "Reading",
+    "LatestReading",
     {
         "timestamp": serializers.FloatField(help_text="Unix seconds"),
         "sensor_type": serializers.CharField(),
@@ -23,6 +25,7 @@ _READING = inline_serializer(
         "session_id": serializers.IntegerField(),
         "seq": serializers.IntegerField(help_text="Position in the session, from 1"),
     },
+    allow_null=True,
 )
 
 
@@ -40,17 +43,14 @@ class LatestReadingsView(APIView):
             200: inline_serializer(
                 "LatestReadings",
                 {
-                    "latest_readings": serializers.DictField(
-                        child=_READING, allow_null=True, help_text="{sensor name: reading or null}"
-                    ),
+                    "latest_readings": serializers.DictField(child=_READING, help_text="{sensor name: reading or null}"),
                     "timestamp": serializers.FloatField(help_text="Unix seconds, now"),
                     "total_readings": serializers.IntegerField(help_text="Readings the session holds"),
                     "session_id": serializers.IntegerField(allow_null=True),
                     "rig": serializers.CharField(),
                 },
             ),
-            400: OpenApiResponse(description="a bad parameter, named in the message"),
-            404: OpenApiResponse(description="an unknown session or rig"),
+            **error_responses(_400="a bad parameter, named in the message", _404="an unknown session or rig"),
         },
     )
     def get(self, request):

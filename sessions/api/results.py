@@ -3,7 +3,7 @@ seed's `/api/v1/sensors/validation` list. Both give a result in the shape of the
 
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -11,11 +11,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from robotest_site import params
+from robotest_site.errors import error_responses
 from robotest_site.filters import BooleanFilter, IdFilter, must_exist
 from robotest_site.permissions import ReadPublicOrAuthenticated
 from sensors.models import Sensor
 from sessions.models import RecordingSession, ValidationResult
 from sessions.results import AlreadyAcknowledged, result_acknowledge, result_json, results_list, results_queryset
+
+
+BAD = "a bad parameter, named in the message"
 
 
 class ResultSerializer(serializers.Serializer):
@@ -74,8 +78,13 @@ class ResultFilter(filters.FilterSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Validation results (alerts), newest first, filtered and paged"),
-    retrieve=extend_schema(summary="One validation result"),
+    list=extend_schema(
+        summary="Validation results (alerts), newest first, filtered and paged",
+        responses={200: ResultSerializer(many=True), **error_responses(_400=BAD, _404="an unknown session, sensor or page")},
+    ),
+    retrieve=extend_schema(
+        summary="One validation result", responses={200: ResultSerializer, **error_responses(_404="no such result")}
+    ),
 )
 class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Validation results: runs of consecutive violations of one rule on one sensor; any user may acknowledge one."""
@@ -91,9 +100,10 @@ class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         request=AcknowledgeSerializer,
         responses={
             200: ResultSerializer,
-            400: OpenApiResponse(description="a bad comment"),
-            404: OpenApiResponse(description="no such result"),
-            409: OpenApiResponse(description="already acknowledged: the first acknowledgement stands"),
+            **error_responses(
+                _400="a bad comment", _404="no such result",
+                _409="already acknowledged: the first acknowledgement stands (body: detail and the result)",
+            ),
         },
     )
     @action(detail=True, methods=["post"])
@@ -135,8 +145,7 @@ class ValidationView(APIView):
         ],
         responses={
             200: ResultSerializer(many=True),
-            400: OpenApiResponse(description="a bad parameter, named in the message"),
-            404: OpenApiResponse(description="an unknown session or sensor"),
+            **error_responses(_400=BAD, _404="an unknown session or sensor"),
         },
     )
     def get(self, request):

@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 
 from django.db import transaction
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from robotest_site import params
+from robotest_site.errors import error_responses
 from robotest_site.permissions import IsStaffOrReadOnly
 from sensors.models import Rig, Sensor
 from sessions import broadcast, exports, selectors, services
@@ -216,15 +217,25 @@ class SessionCsvExportView(APIView):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Recording sessions, newest first, filtered and paged"),
+    list=extend_schema(
+        summary="Recording sessions, newest first, filtered and paged",
+        responses={
+            200: RecordingSessionSerializer(many=True),
+            **error_responses(_400="a bad parameter, named in the message", _404="an unknown rig or page"),
+        },
+    ),
     retrieve=extend_schema(
         summary="One session with its rule snapshot and per-sensor statistics",
         description="`summary_stats` is frozen when the session completes; while it records it is "
         "computed on each request (one GROUP BY over the session's readings).",
+        responses={200: RecordingSessionDetailSerializer, **error_responses(_404="no such session")},
     ),
     destroy=extend_schema(
         summary="Delete a finished session, its readings and results (staff)",
-        responses={204: None, 400: OpenApiResponse(description="the session is recording")},
+        responses={
+            204: None,
+            **error_responses(_400="the session is recording", _403="not staff", _404="no such session"),
+        },
     ),
 )
 class RecordingSessionViewSet(
