@@ -91,7 +91,7 @@ def fill(sessions: int, per_session: int, results: int) -> None:
                 SELECT %s, CASE i %% 3 WHEN 0 THEN %s WHEN 1 THEN %s ELSE %s END, i,
                        %s + i * interval '1 millisecond',
                        CASE WHEN i %% 3 = 2 THEN jsonb_build_object('brightness', i %% 256, 'exposure', 1.0)
-                            ELSE to_jsonb(((i * 7919) %% 2000) / 10.0 - 50) END
+                            ELSE to_jsonb(((i::bigint * 7919) %% 2000) / 10.0 - 50) END
                 FROM generate_series(1, %s) AS i
                 """,
                 [session.pk, sensors["force"], sensors["motor"], sensors["camera"], start, per_session],
