@@ -51,10 +51,18 @@ class TimeFilter(filters.Filter):
     field_class = _TimeField
 
 
-def must_exist(queryset, name: str, what: str, value) -> None:
-    """A filter that names something missing is a 404 (CONTRACT "Errors"), not an empty list."""
-    if not queryset.exists():
-        raise NotFound(f"no {what} {value!r} ({name})")
+def existing(what: str, model, lookup: str, target: str):
+    """A filter method: `target=value`, or a 404 when no `model` row has `lookup=value`.
+
+    A filter that names something missing is a 404 (CONTRACT "Errors"), not an empty list.
+    """
+
+    def method(queryset, name, value):
+        if not model.objects.filter(**{lookup: value}).exists():
+            raise NotFound(f"no {what} {value!r} ({name})")
+        return queryset.filter(**{target: value})
+
+    return method
 
 
 class _BooleanField(forms.Field):

@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 
 from robotest_site.errors import error_responses
-from robotest_site.filters import BooleanFilter, IdFilter, must_exist
+from robotest_site.filters import BooleanFilter, IdFilter, existing
 from robotest_site.permissions import IsStaffOrReadOnly
 from sensors.models import Sensor, ValidationRule
 
@@ -14,7 +14,9 @@ from .serializers import ValidationRuleSerializer
 
 class RuleFilter(filters.FilterSet):
     sensor_type = filters.CharFilter(help_text="Rules for every sensor of this type.")
-    sensor = IdFilter(method="filter_sensor", help_text="Rules for this one sensor (id); unknown is a 404.")
+    sensor = IdFilter(
+        method=existing("sensor", Sensor, "pk", "sensor_id"), help_text="Rules for this one sensor (id); unknown is a 404."
+    )
     enabled = BooleanFilter()
     code = filters.CharFilter()
     kind = filters.ChoiceFilter(choices=ValidationRule.Kind.choices)
@@ -22,11 +24,6 @@ class RuleFilter(filters.FilterSet):
     class Meta:
         model = ValidationRule
         fields = ["sensor_type", "sensor", "enabled", "code", "kind"]
-
-    def filter_sensor(self, queryset, name, value):
-        must_exist(Sensor.objects.filter(pk=value), name, "sensor", value)
-        return queryset.filter(sensor_id=value)
-
 
 _APPLIES = (
     "A change applies to sessions started after it: a session keeps the rule snapshot it started "

@@ -3,7 +3,7 @@
 from django_filters import rest_framework as filters
 
 from robotest_site import params
-from robotest_site.filters import TimeFilter, must_exist
+from robotest_site.filters import TimeFilter, existing
 from sensors.models import Rig
 from sessions.models import RecordingSession
 
@@ -11,7 +11,9 @@ from sessions.models import RecordingSession
 class SessionFilter(filters.FilterSet):
     """`rig` (name), `status`, `verdict`, and a start-time window `[started_after, started_before)`."""
 
-    rig = filters.CharFilter(method="filter_rig", help_text="Rig name; an unknown rig is a 404.")
+    rig = filters.CharFilter(
+        method=existing("rig", Rig, "name", "rig__name"), help_text="Rig name; an unknown rig is a 404."
+    )
     status = filters.ChoiceFilter(choices=RecordingSession.Status.choices)
     verdict = filters.ChoiceFilter(choices=RecordingSession.Verdict.choices)
     started_after = TimeFilter(
@@ -26,10 +28,6 @@ class SessionFilter(filters.FilterSet):
     class Meta:
         model = RecordingSession
         fields = ["rig", "status", "verdict", "started_after", "started_before"]
-
-    def filter_rig(self, queryset, name, value):
-        must_exist(Rig.objects.filter(name=value), name, "rig", value)
-        return queryset.filter(rig__name=value)
 
     def filter_queryset(self, queryset):
         after, before = self.form.cleaned_data.get("started_after"), self.form.cleaned_data.get("started_before")

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from robotest_site import params
 from robotest_site.errors import error_responses
-from robotest_site.filters import BooleanFilter, IdFilter, must_exist
+from robotest_site.filters import BooleanFilter, IdFilter, existing
 from robotest_site.permissions import ReadPublicOrAuthenticated
 from sensors.models import Sensor
 from sessions.models import RecordingSession, ValidationResult
@@ -53,8 +53,12 @@ class AcknowledgeSerializer(serializers.Serializer):
 
 
 class ResultFilter(filters.FilterSet):
-    session = IdFilter(method="filter_session", help_text="Session id; an unknown session is a 404.")
-    sensor = filters.CharFilter(method="filter_sensor", help_text="Sensor name; an unknown sensor is a 404.")
+    session = IdFilter(
+        method=existing("session", RecordingSession, "pk", "session_id"), help_text="Session id; unknown is a 404."
+    )
+    sensor = filters.CharFilter(
+        method=existing("sensor", Sensor, "name", "sensor__name"), help_text="Sensor name; unknown is a 404."
+    )
     status = filters.ChoiceFilter(choices=ValidationResult.Status.choices)
     rule = filters.CharFilter(help_text="Rule code (e.g. force_threshold).")
     is_open = BooleanFilter(help_text="true: runs of violations that may still grow.")
@@ -63,15 +67,6 @@ class ResultFilter(filters.FilterSet):
     class Meta:
         model = ValidationResult
         fields = ["session", "sensor", "status", "rule", "is_open", "acknowledged"]
-
-    def filter_session(self, queryset, name, value):
-        must_exist(RecordingSession.objects.filter(pk=value), name, "session", value)
-        return queryset.filter(session_id=value)
-
-    def filter_sensor(self, queryset, name, value):
-        sensors = Sensor.objects.filter(name=value)
-        must_exist(sensors, name, "sensor", value)
-        return queryset.filter(sensor__in=sensors)
 
     def filter_acknowledged(self, queryset, name, value):
         return queryset.filter(acknowledged_at__isnull=not value)
