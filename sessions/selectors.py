@@ -29,9 +29,14 @@ def sensor_stats(*, session_id: int) -> dict[str, dict]:
     )
     by_id = {row["sensor_id"]: row for row in rows}
     session = RecordingSession.objects.only("rig_id").get(pk=session_id)
+    return stats_by_sensor(rig_id=session.rig_id, rows=by_id)
+
+
+def stats_by_sensor(*, rig_id: int, rows: dict[int, dict]) -> dict[str, dict]:
+    """Each sensor of the rig: its statistics from `rows` ({sensor id: count, first, last, min, max, mean})."""
     stats = {}
-    for sensor in Sensor.objects.filter(rig_id=session.rig_id):
-        row = by_id.get(sensor.pk)
+    for sensor in Sensor.objects.filter(rig_id=rig_id):
+        row = rows.get(sensor.pk)
         stats[sensor.name] = {
             "sensor_type": sensor.sensor_type,
             "unit": sensor.unit,

@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from sessions.models import RecordingSession
 from sessions.selectors import sensor_stats
+from sessions.stats import sensor_stats_current
 
 # {sensor name: statistics}: what selectors.sensor_stats returns.
 SENSOR_STATS_SCHEMA = {
@@ -68,7 +69,9 @@ class RecordingSessionDetailSerializer(RecordingSessionSerializer):
 
     @extend_schema_field(SENSOR_STATS_SCHEMA)
     def get_summary_stats(self, session: RecordingSession) -> dict:
-        # Frozen at completion; a recording (or aborted) session's are computed now.
+        # Frozen at completion; a recording session's are kept current; an aborted one has no readings left.
+        if session.status == RecordingSession.Status.RECORDING:
+            return sensor_stats_current(session=session)
         if session.status == RecordingSession.Status.COMPLETED and session.summary_stats:
             return session.summary_stats
         return sensor_stats(session_id=session.pk)

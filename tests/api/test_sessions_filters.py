@@ -203,6 +203,38 @@ def test_detail_statistics_stay_what_they_were_at_stop(staff_client, ingest, ben
     assert done["verdict"] == "error"  # temp and ft6 gave nothing
 
 
+def test_live_statistics_follow_each_batch(staff_client, ingest, bench_session):
+    detail = f"/api/v1/sessions/{bench_session}/"
+    ingest(bench_session, readings("fz", [10.0, 30.0]))
+    assert staff_client.get(detail).json()["summary_stats"]["fz"]["count"] == 2
+
+    # A later batch, partly earlier in time: the live statistics take in only what is new.
+    ingest(bench_session, readings("fz", [5.0, 51.0], t0=T0 - 10) + readings("temp", [20.5]))
+    live = staff_client.get(detail).json()["summary_stats"]
+    staff_client.post("/api/v1/sessions/stop", {"session_id": bench_session}, format="json")
+    done = staff_client.get(detail).json()["summary_stats"]
+
+    assert live["fz"] == {
+        "sensor_type": "force", "unit": "N", "count": 4, "first_timestamp": T0 - 10, "last_timestamp": T0 + 0.1,
+        "min": 5.0, "max": 51.0, "mean": 24.0,
+    }
+    assert live["temp"]["count"] == 1 and live["temp"]["mean"] == 20.5
+    assert done == live
+
+
+def test_statistics_of_a_new_session_start_from_nothing(staff_client, start, ingest, bench_session):
+    ingest(bench_session, readings("fz", [10.0]))
+    staff_client.get(f"/api/v1/sessions/{bench_session}/")
+    staff_client.post("/api/v1/sessions/stop", {"session_id": bench_session}, format="json")
+    staff_client.delete(f"/api/v1/sessions/{bench_session}/")
+    again = start("bench")["session_id"]  # SQLite may hand out the same id again
+    ingest(again, readings("fz", [3.0], t0=T0 + 50))
+
+    stats = staff_client.get(f"/api/v1/sessions/{again}/").json()["summary_stats"]
+
+    assert (stats["fz"]["count"], stats["fz"]["mean"]) == (1, 3.0)
+
+
 # --- a rig's sensors ---------------------------------------------------------------------------
 
 
