@@ -4,7 +4,7 @@ import pytest
 
 from sessions.models import RecordingSession
 
-from .conftest import T0, ft6_value, readings
+from .conftest import T0, assert_named, ft6_value, readings
 
 pytestmark = pytest.mark.django_db
 
@@ -94,15 +94,13 @@ def test_latest_of_sim_is_its_recording_session(staff_client, start, sim):
 def test_a_bad_latest_parameter_is_named(staff_client, sim, query, name, code):
     response = staff_client.get(f"/api/v1/sensors/readings/latest{query}")
 
-    assert response.status_code == code
-    assert name in response.json()["detail"]
+    assert_named(response, code, name)
 
 
 def test_a_session_of_another_rig_than_named_is_a_400(staff_client, bench_session, sim):
     response = staff_client.get(f"/api/v1/sensors/readings/latest?session={bench_session}&rig=sim")
 
-    assert response.status_code == 400
-    assert "rig" in response.json()["detail"]
+    assert_named(response, 400, "rig")
 
 
 def test_latest_needs_a_user_unless_reads_are_public(anon_client, sim, settings):

@@ -4,7 +4,7 @@ import pytest
 
 from sessions.models import ValidationResult
 
-from .conftest import T0, readings
+from .conftest import T0, assert_named, readings
 
 pytestmark = pytest.mark.django_db
 
@@ -122,16 +122,14 @@ def test_results_ordering_and_paging(staff_client, alerts, open_alert):
 def test_a_bad_results_filter_is_a_400_naming_it(staff_client, alerts, query, name):
     response = staff_client.get(f"/api/v1/results/?{query}")
 
-    assert response.status_code == 400
-    assert name in response.json()["detail"]
+    assert_named(response, 400, name)
 
 
 @pytest.mark.parametrize(("query", "name"), [("session=99999", "session"), ("sensor=nope", "sensor")])
 def test_a_results_filter_naming_nothing_is_a_404(staff_client, alerts, query, name):
     response = staff_client.get(f"/api/v1/results/?{query}")
 
-    assert response.status_code == 404
-    assert name in response.json()["detail"]
+    assert_named(response, 404, name)
 
 
 def test_an_unknown_result_is_a_404(staff_client, alerts):
@@ -215,8 +213,7 @@ def test_a_bad_acknowledge_body_is_a_400_naming_it(staff_client, alerts, body, n
 
     response = staff_client.post(f"/api/v1/results/{pk}/acknowledge/", body, format="json")
 
-    assert response.status_code == 400
-    assert name in response.json()["detail"]
+    assert_named(response, 400, name)
     assert ValidationResult.objects.get(pk=pk).acknowledged_at is None
 
 
@@ -298,8 +295,7 @@ def test_validation_limit_defaults_to_50(staff_client, ingest, bench_session):
 def test_a_bad_validation_parameter_is_named(staff_client, alerts, query, name, code):
     response = staff_client.get(f"/api/v1/sensors/validation?{query}")
 
-    assert response.status_code == code
-    assert name in response.json()["detail"]
+    assert_named(response, code, name)
 
 
 def test_validation_sensor_of_another_rig_in_the_session_is_a_404(staff_client, alerts, sim):

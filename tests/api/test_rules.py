@@ -4,7 +4,7 @@ import pytest
 
 from sensors.models import Sensor, ValidationRule
 
-from .conftest import T0, readings
+from .conftest import T0, assert_named, readings
 
 pytestmark = pytest.mark.django_db
 
@@ -121,8 +121,7 @@ def test_a_bad_rule_is_a_400_naming_the_field(staff_client, bench, body, field):
 
     response = staff_client.post("/api/v1/rules/", body, format="json")
 
-    assert response.status_code == 400, response.content
-    assert field in response.json()["detail"]
+    assert_named(response, 400, field)
     assert field in response.json()["errors"]
     assert not ValidationRule.objects.exists()
 
@@ -191,8 +190,7 @@ def test_rules_filter_by_sensor(staff_client, bench):
 def test_a_bad_rules_filter_is_named(staff_client, bench, query, name, code):
     response = staff_client.get(f"/api/v1/rules/?{query}")
 
-    assert response.status_code == code
-    assert name in response.json()["detail"]
+    assert_named(response, code, name)
 
 
 def test_a_new_rule_applies_to_sessions_started_after_it(staff_client, start, ingest, bench):

@@ -7,7 +7,7 @@ import pytest
 
 from sessions.models import RecordingSession
 
-from .conftest import T0, ft6_value, readings
+from .conftest import T0, assert_named, ft6_value, readings
 
 pytestmark = pytest.mark.django_db
 
@@ -95,15 +95,13 @@ def test_a_bad_sessions_filter_is_a_400_naming_it(staff_client, sessions, query,
     if name is None:  # empty means "not given"
         assert response.status_code == 200
         return
-    assert response.status_code == 400, response.content
-    assert name in response.json()["detail"]
+    assert_named(response, 400, name)
 
 
 def test_an_unknown_rig_filter_is_a_404(staff_client, sessions):
     response = staff_client.get("/api/v1/sessions/?rig=nope")
 
-    assert response.status_code == 404
-    assert "rig" in response.json()["detail"]
+    assert_named(response, 404, "rig")
 
 
 # --- pagination --------------------------------------------------------------------------------
@@ -150,8 +148,7 @@ def test_the_last_page(staff_client, sessions):
 def test_a_bad_page_is_named(staff_client, sessions, path, query, name, code):
     response = staff_client.get(f"/api/v1/{path}/?{query}")
 
-    assert response.status_code == code
-    assert name in response.json()["detail"]
+    assert_named(response, code, name)
 
 
 @pytest.mark.parametrize("path", ["rigs", "sessions", "rules", "results", "rigs/sim/sensors"])
