@@ -226,8 +226,8 @@ class SessionCsvExportView(APIView):
     ),
     retrieve=extend_schema(
         summary="One session with its rule snapshot and per-sensor statistics",
-        description="`summary_stats` is frozen when the session completes; while it records it is "
-        "computed on each request (one GROUP BY over the session's readings).",
+        description="`summary_stats`: per sensor count, first/last time, min, max, mean. Frozen when the "
+        "session completes; while it records, each request adds the readings stored since the last one.",
         responses={200: RecordingSessionDetailSerializer, **error_responses(_404="no such session")},
     ),
     destroy=extend_schema(
