@@ -64,4 +64,3 @@ class ValidationRuleViewSet(viewsets.ModelViewSet):
     permission_classes = [IsStaffOrReadOnly]
     filterset_class = RuleFilter
     ordering_fields = ["id", "code", "sensor_type", "kind", "enabled"]
-    lookup_value_regex = r"\d+"

@@ -88,7 +88,6 @@ class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     serializer_class = ResultSerializer
     filterset_class = ResultFilter
     ordering_fields = ["id", "first_timestamp", "last_timestamp", "count", "peak", "status", "acknowledged_at"]
-    lookup_value_regex = r"\d+"
 
     @extend_schema(
         summary="Acknowledge a result: who, when, and a comment (any signed-in user)",

@@ -134,7 +134,9 @@ def test_a_results_filter_naming_nothing_is_a_404(staff_client, alerts, query, n
 
 def test_an_unknown_result_is_a_404(staff_client, alerts):
     for path in ("/api/v1/results/99999/", "/api/v1/results/abc/", "/api/v1/results/99999999999999999999999/"):
-        assert staff_client.get(path).status_code == 404, path
+        response = staff_client.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["detail"]
 
 
 # --- acknowledge -----------------------------------------------------------------------------

@@ -126,6 +126,14 @@ def test_a_bad_rule_is_a_400_naming_the_field(staff_client, bench, body, field):
     assert not ValidationRule.objects.exists()
 
 
+def test_an_unknown_rule_is_a_404(staff_client, bench):
+    for path in ("/api/v1/rules/99999/", "/api/v1/rules/abc/", "/api/v1/rules/99999999999999999999999/"):
+        response = staff_client.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["detail"]
+    assert staff_client.patch("/api/v1/rules/99999/", {"enabled": False}, format="json").status_code == 404
+
+
 def test_a_second_rule_with_the_same_code_and_target_is_a_400(staff_client, bench):
     staff_client.post("/api/v1/rules/", TOO_HOT, format="json")
 
