@@ -64,3 +64,5 @@ class ValidationRuleViewSet(viewsets.ModelViewSet):
     permission_classes = [IsStaffOrReadOnly]
     filterset_class = RuleFilter
     ordering_fields = ["id", "code", "sensor_type", "kind", "enabled"]
+    # Any segment reaches the view, which answers an id it does not know with a JSON 404.
+    lookup_value_regex = "[^/]+"

@@ -49,6 +49,8 @@ class RigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     lookup_field = "name"
     filterset_class = RigFilter
     ordering_fields = ["id", "name", "created_at"]
+    # Any segment reaches the view, which answers an id it does not know with a JSON 404.
+    lookup_value_regex = "[^/]+"
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

@@ -88,6 +88,8 @@ class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     serializer_class = ResultSerializer
     filterset_class = ResultFilter
     ordering_fields = ["id", "first_timestamp", "last_timestamp", "count", "peak", "status", "acknowledged_at"]
+    # Any segment reaches the view, which answers an id it does not know with a JSON 404.
+    lookup_value_regex = "[^/]+"
 
     @extend_schema(
         summary="Acknowledge a result: who, when, and a comment (any signed-in user)",

@@ -42,6 +42,7 @@ class RecordingSessionSerializer(serializers.ModelSerializer):
     rig = serializers.SlugRelatedField(slug_field="name", read_only=True)
     operator = serializers.SlugRelatedField(slug_field="username", read_only=True)
     duration_seconds = serializers.SerializerMethodField()
+    verdict = serializers.SerializerMethodField()
 
     class Meta:
         model = RecordingSession
@@ -50,6 +51,13 @@ class RecordingSessionSerializer(serializers.ModelSerializer):
             "duration_seconds", "reading_count", "alert_count", "verdict", "summary_stats",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(
+        {"type": "string", "enum": RecordingSession.Verdict.values, "nullable": True,
+         "description": "null until the session completes (and for an aborted one), as in the stop summary"}
+    )
+    def get_verdict(self, session: RecordingSession) -> str | None:
+        return session.verdict or None
 
     def get_duration_seconds(self, session: RecordingSession) -> float:
         from django.utils import timezone

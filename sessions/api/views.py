@@ -247,6 +247,8 @@ class RecordingSessionViewSet(
     permission_classes = [IsStaffOrReadOnly]
     filterset_class = SessionFilter
     ordering_fields = ["id", "started_at", "stopped_at", "name", "status", "verdict", "reading_count", "alert_count"]
+    # Any segment reaches the view, which answers an id it does not know with a JSON 404.
+    lookup_value_regex = "[^/]+"
 
     def get_serializer_class(self):
         return RecordingSessionDetailSerializer if self.action == "retrieve" else RecordingSessionSerializer

@@ -98,6 +98,21 @@ def test_a_bad_sessions_filter_is_a_400_naming_it(staff_client, sessions, query,
     assert_named(response, 400, name)
 
 
+def test_the_verdict_is_null_until_the_session_completes(staff_client, sessions):
+    rows = {row["name"]: row for row in staff_client.get("/api/v1/sessions/").json()["results"]}
+
+    assert (rows["live"]["verdict"], rows["aborted"]["verdict"], rows["pass"]["verdict"]) == (None, None, "pass")
+    assert staff_client.get(f"/api/v1/sessions/{sessions['live']}/").json()["verdict"] is None
+
+
+@pytest.mark.parametrize("path", ["sessions/0.5/", "sessions/-1e9/", "rigs/a.b/", "rules/0.5/", "results/1.0/"])
+def test_an_id_that_is_no_id_is_a_json_404(staff_client, sessions, path):
+    response = staff_client.get(f"/api/v1/{path}")
+
+    assert response.status_code == 404
+    assert response.json()["detail"]
+
+
 def test_an_unknown_rig_filter_is_a_404(staff_client, sessions):
     response = staff_client.get("/api/v1/sessions/?rig=nope")
 
