@@ -1,5 +1,7 @@
 """One JSON error shape for every 4xx: `{"detail": …}` plus field errors where there are any."""
 
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import serializers
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
@@ -35,3 +37,19 @@ def _messages(path: str, errors) -> list[str]:
             out.extend(_messages(f"{path}[{index}]" if path else f"[{index}]", value))
         return out
     return [f"{path}: {errors}" if path else str(errors)]
+
+
+
+# The body of every 4xx, for the OpenAPI schema.
+_ERROR = inline_serializer(
+    "Error",
+    {
+        "detail": serializers.CharField(help_text="What is wrong, naming the parameter or field."),
+        "errors": serializers.JSONField(required=False, help_text="{field: [messages]} when fields are at fault."),
+    },
+)
+
+
+def error_responses(**codes: str) -> dict:
+    """OpenAPI responses in the error shape: `error_responses(_400="a bad parameter")` → {400: …}."""
+    return {int(code.lstrip("_")): OpenApiResponse(_ERROR, description=text) for code, text in codes.items()}

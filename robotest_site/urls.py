@@ -2,15 +2,20 @@ from django.contrib import admin
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
+from sensors.api.rules import ValidationRuleViewSet
 from sensors.api.views import RigViewSet
 from sessions.api import export_views
 from sessions.api import views as session_views
+from sessions.api.latest import LatestReadingsView
+from sessions.api.results import ResultViewSet, ValidationView
 
 from . import views
 
 router = DefaultRouter()
 router.register("rigs", RigViewSet, basename="rig")
 router.register("sessions", session_views.RecordingSessionViewSet, basename="session")
+router.register("rules", ValidationRuleViewSet, basename="rule")
+router.register("results", ResultViewSet, basename="result")
 
 # The seed's paths have no trailing slash: routed one by one, before the router's.
 seed_paths = [
@@ -23,6 +28,8 @@ seed_paths = [
     path("sessions/<int:session_id>/export/json", export_views.SessionRecordExportView.as_view(), name="session-export-json-one"),
     path("sessions/<int:session_id>/export/mcap", export_views.SessionMcapExportView.as_view(), name="session-export-mcap-one"),
     path("sensors/readings", session_views.ReadingsView.as_view(), name="readings"),
+    path("sensors/readings/latest", LatestReadingsView.as_view(), name="readings-latest"),
+    path("sensors/validation", ValidationView.as_view(), name="validation"),
     path("sensors/status", session_views.SensorsStatusView.as_view(), name="sensors-status"),
 ]
 

@@ -29,9 +29,14 @@ def sensor_stats(*, session_id: int) -> dict[str, dict]:
     )
     by_id = {row["sensor_id"]: row for row in rows}
     session = RecordingSession.objects.only("rig_id").get(pk=session_id)
+    return stats_by_sensor(rig_id=session.rig_id, rows=by_id)
+
+
+def stats_by_sensor(*, rig_id: int, rows: dict[int, dict]) -> dict[str, dict]:
+    """Each sensor of the rig: its statistics from `rows` ({sensor id: count, first, last, min, max, mean})."""
     stats = {}
-    for sensor in Sensor.objects.filter(rig_id=session.rig_id):
-        row = by_id.get(sensor.pk)
+    for sensor in Sensor.objects.filter(rig_id=rig_id):
+        row = rows.get(sensor.pk)
         stats[sensor.name] = {
             "sensor_type": sensor.sensor_type,
             "unit": sensor.unit,
@@ -76,6 +81,35 @@ def recording_session(*, rig_name: str) -> RecordingSession | None:
         .filter(rig__name=rig_name, status=RecordingSession.Status.RECORDING)
         .first()
     )
+
+
+def latest_session(*, rig) -> RecordingSession | None:
+    """The rig's recording session or, when none records, its most recently started one."""
+    sessions = RecordingSession.objects.filter(rig=rig)
+    return sessions.filter(status=RecordingSession.Status.RECORDING).first() or sessions.order_by("-started_at", "-id").first()
+
+
+def readings_latest(*, session: RecordingSession) -> dict[str, dict | None]:
+    """Each sensor of the session's rig: its newest reading in the session, or None.
+
+    One `ORDER BY timestamp DESC LIMIT 1` per sensor, each a backward scan of the
+    (session, sensor, timestamp) index: a handful of rows read however many the table holds.
+    """
+    sensors = list(Sensor.objects.filter(rig_id=session.rig_id).order_by("name").values_list("id", "name"))
+    rows = []
+    for sensor_id, _name in sensors:
+        row = (
+            Reading.objects.filter(session_id=session.pk, sensor_id=sensor_id)
+            .order_by("-timestamp", "-seq")  # the seq only breaks a tie of timestamps
+            .values("timestamp", "value", "seq", "session_id", "sensor_id")
+            .first()
+        )
+        if row is not None:
+            rows.append(row)
+    latest: dict[str, dict | None] = dict.fromkeys(name for _id, name in sensors)
+    for reading in _as_readings(rows):
+        latest[reading["sensor"]] = reading
+    return latest
 
 
 def readings_list(

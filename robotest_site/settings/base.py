@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "rest_framework.authtoken",
+    "django_filters",
     "sensors",
     "sessions.apps.RecordingConfig",
     "robotest_site",
@@ -140,6 +141,14 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "EXCEPTION_HANDLER": "robotest_site.errors.exception_handler",
+    # Every resource list (rigs, sessions, rules, results) pages the same way and filters with
+    # django-filter; the seed's paths are plain APIViews and keep their plain lists.
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "robotest_site.filters.StrictOrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "robotest_site.pagination.Pagination",
+    "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 

@@ -1,6 +1,27 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from sessions.models import RecordingSession
+from sessions.selectors import sensor_stats
+from sessions.stats import sensor_stats_current
+
+# {sensor name: statistics}: what selectors.sensor_stats returns.
+SENSOR_STATS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {
+        "type": "object",
+        "properties": {
+            "sensor_type": {"type": "string"},
+            "unit": {"type": "string"},
+            "count": {"type": "integer"},
+            "first_timestamp": {"type": "number", "nullable": True, "description": "Unix seconds"},
+            "last_timestamp": {"type": "number", "nullable": True, "description": "Unix seconds"},
+            "min": {"type": "number", "nullable": True, "description": "null for object values"},
+            "max": {"type": "number", "nullable": True},
+            "mean": {"type": "number", "nullable": True},
+        },
+    },
+}
 
 
 class SessionStartSerializer(serializers.Serializer):
@@ -21,6 +42,7 @@ class RecordingSessionSerializer(serializers.ModelSerializer):
     rig = serializers.SlugRelatedField(slug_field="name", read_only=True)
     operator = serializers.SlugRelatedField(slug_field="username", read_only=True)
     duration_seconds = serializers.SerializerMethodField()
+    verdict = serializers.SerializerMethodField()
 
     class Meta:
         model = RecordingSession
@@ -30,6 +52,13 @@ class RecordingSessionSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(
+        {"type": "string", "enum": RecordingSession.Verdict.values, "nullable": True,
+         "description": "null until the session completes (and for an aborted one), as in the stop summary"}
+    )
+    def get_verdict(self, session: RecordingSession) -> str | None:
+        return session.verdict or None
+
     def get_duration_seconds(self, session: RecordingSession) -> float:
         from django.utils import timezone
 
@@ -38,6 +67,19 @@ class RecordingSessionSerializer(serializers.ModelSerializer):
 
 
 class RecordingSessionDetailSerializer(RecordingSessionSerializer):
+    """A session with its rule snapshot, its rates and per-sensor statistics (`summary_stats`)."""
+
+    summary_stats = serializers.SerializerMethodField()
+
     class Meta(RecordingSessionSerializer.Meta):
         fields = [*RecordingSessionSerializer.Meta.fields, "rules", "rates"]
         read_only_fields = fields
+
+    @extend_schema_field(SENSOR_STATS_SCHEMA)
+    def get_summary_stats(self, session: RecordingSession) -> dict:
+        # Frozen at completion; a recording session's are kept current; an aborted one has no readings left.
+        if session.status == RecordingSession.Status.RECORDING:
+            return sensor_stats_current(session=session)
+        if session.status == RecordingSession.Status.COMPLETED and session.summary_stats:
+            return session.summary_stats
+        return sensor_stats(session_id=session.pk)

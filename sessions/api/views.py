@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 
 from django.db import transaction
 from django.http import StreamingHttpResponse
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -12,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from robotest_site import params
+from robotest_site.errors import error_responses
 from robotest_site.permissions import IsStaffOrReadOnly
 from sensors.models import Rig, Sensor
 from sessions import broadcast, exports, selectors, services
@@ -20,6 +22,7 @@ from sessions.models import RecordingSession, ValidationResult
 from sessions.pipeline import SessionNotRecording, SessionRecorder, readings_record
 
 from .export_views import DownloadNegotiation
+from .filters import SessionFilter
 from .serializers import (
     RecordingSessionDetailSerializer,
     RecordingSessionSerializer,
@@ -219,6 +222,28 @@ class SessionCsvExportView(APIView):
         return response
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="Recording sessions, newest first, filtered and paged",
+        responses={
+            200: RecordingSessionSerializer(many=True),
+            **error_responses(_400="a bad parameter, named in the message", _404="an unknown rig or page"),
+        },
+    ),
+    retrieve=extend_schema(
+        summary="One session with its rule snapshot and per-sensor statistics",
+        description="`summary_stats`: per sensor count, first/last time, min, max, mean. Frozen when the "
+        "session completes; while it records, each request adds the readings stored since the last one.",
+        responses={200: RecordingSessionDetailSerializer, **error_responses(_404="no such session")},
+    ),
+    destroy=extend_schema(
+        summary="Delete a finished session, its readings and results (staff)",
+        responses={
+            204: None,
+            **error_responses(_400="the session is recording", _403="not staff", _404="no such session"),
+        },
+    ),
+)
 class RecordingSessionViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
@@ -226,6 +251,10 @@ class RecordingSessionViewSet(
 
     queryset = RecordingSession.objects.select_related("rig", "operator")
     permission_classes = [IsStaffOrReadOnly]
+    filterset_class = SessionFilter
+    ordering_fields = ["id", "started_at", "stopped_at", "name", "status", "verdict", "reading_count", "alert_count"]
+    # Any segment reaches the view, which answers an id it does not know with a JSON 404.
+    lookup_value_regex = "[^/]+"
 
     def get_serializer_class(self):
         return RecordingSessionDetailSerializer if self.action == "retrieve" else RecordingSessionSerializer

@@ -125,3 +125,9 @@ def stored(session_id: int) -> list[tuple]:
 
 def reading_count(session_id: int) -> int:
     return RecordingSession.objects.get(pk=session_id).reading_count
+
+
+def assert_named(response, code: int, name: str) -> None:
+    """The request was refused with `code` and a message that names the parameter or field `name`."""
+    assert response.status_code == code, response.content
+    assert name in response.json()["detail"], response.json()

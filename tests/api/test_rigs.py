@@ -109,7 +109,7 @@ def test_rigs_list_includes_sim_with_its_sensors(staff_client, sim):
     response = staff_client.get("/api/v1/rigs/")
 
     assert response.status_code == 200
-    rigs = {rig["name"]: rig for rig in response.json()}
+    rigs = {rig["name"]: rig for rig in response.json()["results"]}
     assert rigs["sim"]["source"] == "simulated"
     assert sorted(s["name"] for s in rigs["sim"]["sensors"]) == ["camera", "force", "motor"]
 

@@ -24,7 +24,7 @@ def test_sessions_list_newest_first(staff_client, completed, start, sim):
     response = staff_client.get("/api/v1/sessions/")
 
     assert response.status_code == 200
-    rows = response.json()
+    rows = response.json()["results"]
     assert [row["id"] for row in rows] == [newer, completed]
     done = rows[1]
     assert (done["rig"], done["status"], done["verdict"]) == ("bench", "completed", "error")

@@ -67,7 +67,7 @@ def test_a_logged_in_engineer_starts_watches_and_stops_a_session_in_the_dashboar
 
     page.click("#stop")
     page.wait_for_function("document.getElementById('session').textContent.includes('completed')", timeout=15_000)
-    sessions = server.get("/api/v1/sessions/").json()
+    sessions = server.get("/api/v1/sessions/").json()["results"]
     assert sessions[0]["status"] == "completed" and sessions[0]["reading_count"] > 0
 
 
