@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from sensors.api.views import RigViewSet
@@ -18,7 +19,7 @@ seed_paths = [
     path("sessions/status", session_views.SessionStatusView.as_view(), name="session-status"),
     path("sessions/reset", session_views.SessionResetView.as_view(), name="session-reset"),
     path("sessions/export/csv", session_views.SessionCsvExportView.as_view(), name="session-export-csv"),
-    path("sessions/<int:session_id>/export/csv", session_views.SessionCsvExportView.as_view(), name="session-export-csv-one"),
+    path("sessions/<int:session_id>/export/csv", session_views.SessionCsvExportOneView.as_view(), name="session-export-csv-one"),
     path("sensors/readings", session_views.ReadingsView.as_view(), name="readings"),
     path("sensors/status", session_views.SensorsStatusView.as_view(), name="sensors-status"),
 ]
@@ -30,4 +31,6 @@ urlpatterns = [
     path("api/v1/", include(seed_paths)),
     path("api/v1/", include(router.urls)),
     path("api-auth/", include("rest_framework.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

@@ -74,6 +74,9 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    # The docs page's JS and CSS from our own static files: the machine may be offline (no CDN).
+    "drf_spectacular_sidecar",
     "sensors",
     "sessions.apps.RecordingConfig",
     "robotest_site",
@@ -140,7 +143,34 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "EXCEPTION_HANDLER": "robotest_site.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "RoboTest API",
+    "VERSION": VERSION,
+    "DESCRIPTION": (
+        "Recording sessions of robotic test rigs: start and stop them, ingest readings from external "
+        "rigs, read readings back (keyset pages through a `Link` header), export them. Writes need "
+        "`Authorization: Token <key>` or a logged-in session; reads too unless "
+        "`ROBOTEST_PUBLIC_READ=true`. Every bad parameter or body is a 4xx naming it."
+    ),
+    # Tags and operation ids from the path after it: `sessions`, `sensors`, `rigs`.
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    # Several models have a `status`: one enum name for each.
+    "ENUM_NAME_OVERRIDES": {
+        "SessionStatusEnum": "sessions.models.RecordingSession.Status",
+        "ResultStatusEnum": "sessions.models.ValidationResult.Status",
+    },
+    # The schema endpoint serves the schema; it does not describe itself.
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Public like `/`: the schema and its docs describe the API and hold no data, and client
+    # generators and schema checkers fetch them without a token.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

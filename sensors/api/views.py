@@ -1,6 +1,8 @@
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 
+from robotest_site import openapi
 from robotest_site.permissions import IsStaffOrReadOnly
 from sensors.models import Rig
 from sensors.services import rig_create
@@ -8,6 +10,19 @@ from sensors.services import rig_create
 from .serializers import RigSerializer
 
 
+@extend_schema_view(
+    list=extend_schema(responses={200: RigSerializer(many=True), 403: openapi.FORBIDDEN}),
+    retrieve=extend_schema(
+        responses={200: RigSerializer, 403: openapi.FORBIDDEN, 404: openapi.error("No rig by that name.")}
+    ),
+    create=extend_schema(
+        responses={
+            201: RigSerializer,
+            400: openapi.error("A bad field, a taken name, or a sensor named twice; `errors` names each."),
+            403: openapi.FORBIDDEN,
+        }
+    ),
+)
 class RigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
     """Test rigs and their sensors; staff create external rigs."""
 
