@@ -46,6 +46,7 @@ FORBIDDEN = error(
     "Reads need credentials too unless `ROBOTEST_PUBLIC_READ=true`."
 )
 NOT_FOUND = error("The session, rig or sensor named does not exist.")
+TOO_LARGE = error("The body is larger than Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB by default).")
 
 
 def integer_param(name: str, description: str, *, minimum: int, maximum: int = BIGINT_MAX, default=None) -> OpenApiParameter:

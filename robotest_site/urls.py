@@ -24,6 +24,9 @@ seed_paths = [
     path("sensors/status", session_views.SensorsStatusView.as_view(), name="sensors-status"),
 ]
 
+# Under /api/, a path that matches no route (`/api/v1/sessions/abc/readings/`) answers JSON too.
+handler404 = views.not_found
+
 urlpatterns = [
     path("", views.root, name="root"),
     path("health", views.health, name="health"),

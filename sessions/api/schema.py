@@ -192,6 +192,7 @@ INGEST_RESPONSES = {
     409: OpenApiResponse(
         openapi.ErrorSerializer, description="The session is not recording, or records a simulated rig."
     ),
+    413: openapi.TOO_LARGE,
 }
 
 LINK = OpenApiParameter(

@@ -19,8 +19,10 @@ class SessionResetSerializer(serializers.Serializer):
 
 class RecordingSessionSerializer(serializers.ModelSerializer):
     rig = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    operator = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    operator = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     duration_seconds = serializers.SerializerMethodField()
+    # Declared so the schema says what is sent: "" until the session ends.
+    verdict = serializers.ChoiceField(choices=RecordingSession.Verdict.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = RecordingSession
