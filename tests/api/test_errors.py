@@ -1,0 +1,30 @@
+"""API errors are JSON naming the problem, also where Django, not DRF, would answer (found by schemathesis)."""
+
+import json
+
+from django.conf import settings
+
+from .conftest import T0
+
+
+def test_an_api_path_that_matches_no_route_is_a_json_404(staff_client):
+    # `0.5` is no session id: the URL resolver, not a view, refuses it.
+    response = staff_client.get("/api/v1/sessions/0.5/readings/")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert "/api/v1/sessions/0.5/readings/" in response.json()["detail"]
+
+
+def test_a_path_outside_the_api_keeps_django_s_404_page(staff_client):
+    response = staff_client.get("/no-such-page")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_a_body_over_the_upload_limit_is_a_json_413_that_says_so(staff_client, bench_session):
+    reading = {"sensor": "fz", "timestamp": T0, "value": 1.0, "note": "x" * 1000}
+    body = json.dumps([reading] * 3000)
+    assert len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    response = staff_client.post(f"/api/v1/sessions/{bench_session}/readings/", body, content_type="application/json")
+    assert response.status_code == 413
+    assert "smaller batches" in response.json()["detail"]
