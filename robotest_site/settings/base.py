@@ -154,7 +154,9 @@ SPECTACULAR_SETTINGS = {
         "Recording sessions of robotic test rigs: start and stop them, ingest readings from external "
         "rigs, read readings back (keyset pages through a `Link` header), export them. Writes need "
         "`Authorization: Token <key>` or a logged-in session; reads too unless "
-        "`ROBOTEST_PUBLIC_READ=true`. Every bad parameter or body is a 4xx naming it."
+        "`ROBOTEST_PUBLIC_READ=true`. Every bad parameter or body is a 4xx naming it. "
+        "Outside this schema: `GET /` and `GET /health` (plain Django views, public) and the "
+        "WebSocket `/ws/sensor-data` (see README.md)."
     ),
     # Tags and operation ids from the path after it: `sessions`, `sensors`, `rigs`.
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",

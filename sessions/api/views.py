@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from robotest_site import openapi, params
+from robotest_site.negotiation import DownloadNegotiation
 from robotest_site.permissions import IsStaffOrReadOnly
 from sensors.models import Rig, Sensor
 from sessions import broadcast, exports, selectors, services
@@ -238,6 +239,8 @@ def _cursor(raw: str | None):
 
 class SessionCsvExportView(APIView):
     """A session's readings as streamed CSV (`?session=`, default the most recently started)."""
+
+    content_negotiation_class = DownloadNegotiation
 
     @extend_schema(
         parameters=[openapi.integer_param("session", "The session (default: the most recently started).", minimum=1)],

@@ -1,6 +1,7 @@
 """API errors are JSON naming the problem, also where Django, not DRF, would answer (found by schemathesis)."""
 
 import json
+import warnings
 
 from django.conf import settings
 
@@ -28,3 +29,16 @@ def test_a_body_over_the_upload_limit_is_a_json_413_that_says_so(staff_client, b
     response = staff_client.post(f"/api/v1/sessions/{bench_session}/readings/", body, content_type="application/json")
     assert response.status_code == 413
     assert "smaller batches" in response.json()["detail"]
+
+
+def test_a_csv_download_asked_for_as_text_csv_is_no_406(staff_client, bench_session):
+    response = staff_client.get(f"/api/v1/sessions/{bench_session}/export/csv", HTTP_ACCEPT="text/csv")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv"
+    with warnings.catch_warnings():  # the sync test client reads the async stream whole (Django warns)
+        warnings.simplefilter("ignore")
+        assert b"".join(response).decode().startswith("timestamp,sensor_type,value")
+    # Its errors are still JSON, naming what is missing.
+    missing = staff_client.get("/api/v1/sessions/export/csv?session=999999", HTTP_ACCEPT="text/csv")
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == "no session 999999"
