@@ -46,7 +46,11 @@ FORBIDDEN = error(
     "Reads need credentials too unless `ROBOTEST_PUBLIC_READ=true`."
 )
 NOT_FOUND = error("The session, rig or sensor named does not exist.")
-TOO_LARGE = error("The body is larger than Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB by default).")
+# What any operation with a request body may also answer.
+BODY_ERRORS = {
+    413: error("The body is larger than Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB by default)."),
+    415: error("A body in a media type the endpoint does not parse, or a malformed one: send JSON."),
+}
 
 
 def integer_param(name: str, description: str, *, minimum: int, maximum: int = BIGINT_MAX, default=None) -> OpenApiParameter:

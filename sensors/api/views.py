@@ -20,6 +20,7 @@ from .serializers import RigSerializer
             201: RigSerializer,
             400: openapi.error("A bad field, a taken name, or a sensor named twice; `errors` names each."),
             403: openapi.FORBIDDEN,
+            **openapi.BODY_ERRORS,
         }
     ),
 )
@@ -30,6 +31,8 @@ class RigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     serializer_class = RigSerializer
     permission_classes = [IsStaffOrReadOnly]
     lookup_field = "name"
+    # Rig names are slugs: anything else (a NUL, which PostgreSQL refuses) is no route, a JSON 404.
+    lookup_value_regex = r"[-a-zA-Z0-9_]+"
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

@@ -192,7 +192,7 @@ INGEST_RESPONSES = {
     409: OpenApiResponse(
         openapi.ErrorSerializer, description="The session is not recording, or records a simulated rig."
     ),
-    413: openapi.TOO_LARGE,
+    **openapi.BODY_ERRORS,
 }
 
 LINK = OpenApiParameter(

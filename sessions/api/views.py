@@ -52,6 +52,7 @@ class SessionStartView(APIView):
             400: openapi.error("That rig is already recording, or a bad field."),
             403: openapi.FORBIDDEN,
             404: openapi.error("No rig by that name."),
+            **openapi.BODY_ERRORS,
         },
     )
     def post(self, request):
@@ -89,6 +90,7 @@ class SessionStopView(APIView):
             400: openapi.error("Nothing records (on `sim`, without a session_id), or that session is not recording."),
             403: openapi.FORBIDDEN,
             404: openapi.error("No session with that id."),
+            **openapi.BODY_ERRORS,
         },
     )
     def post(self, request):
@@ -120,6 +122,7 @@ class SessionResetView(APIView):
             400: openapi.BAD_REQUEST,
             403: openapi.FORBIDDEN,
             404: openapi.error("No rig by that name."),
+            **openapi.BODY_ERRORS,
         },
     )
     def post(self, request):
@@ -149,6 +152,7 @@ class SessionStatusView(APIView):
         },
     )
     def get(self, request):
+        params.check_text(request.query_params, "rig")
         rig = _rig(request.query_params.get("rig") or "sim")
         return Response(selectors.recording_status(rig=rig))
 
@@ -177,6 +181,7 @@ def readings_response(request, *, session_id: int | None) -> Response:
     from django.conf import settings
 
     query = request.query_params
+    params.check_text(query, "sensor", "sensor_type")
     session = None
     if session_id is None and query.get("session") not in (None, ""):
         session_id = params.integer(query, "session", default=None, minimum=1, maximum=2**63 - 1)

@@ -3,6 +3,7 @@
 import json
 import warnings
 
+import pytest
 from django.conf import settings
 
 from .conftest import T0
@@ -42,3 +43,25 @@ def test_a_csv_download_asked_for_as_text_csv_is_no_406(staff_client, bench_sess
     missing = staff_client.get("/api/v1/sessions/export/csv?session=999999", HTTP_ACCEPT="text/csv")
     assert missing.status_code == 404
     assert missing.json()["detail"] == "no session 999999"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/sensors/readings?sensor=f%00z",
+        "/api/v1/sensors/readings?sensor_type=for%00ce",
+        "/api/v1/sessions/status?rig=s%00im",
+    ],
+)
+def test_a_nul_character_in_a_text_parameter_is_a_400_naming_it(staff_client, path):
+    # PostgreSQL refuses NUL in text: this was a 500.
+    response = staff_client.get(path)
+    assert response.status_code == 400, response.content
+    name = path.split("?")[1].split("=")[0]
+    assert list(response.json()["errors"]) == [name]
+
+
+def test_a_nul_character_in_a_rig_name_path_is_a_json_404(staff_client, bench):
+    response = staff_client.get("/api/v1/rigs/ben%00ch/")
+    assert response.status_code == 404
+    assert "detail" in response.json()

@@ -63,7 +63,7 @@ def test_ingest_documents_its_body_and_errors(schema):
     operation = schema["paths"]["/api/v1/sessions/{id}/readings/"]["post"]
     body = operation["requestBody"]["content"]["application/json"]["schema"]
     assert (body["type"], body["maxItems"], body["items"]["required"]) == ("array", 10000, ["sensor", "timestamp", "value"])
-    assert {"201", "400", "403", "404", "409", "413"} <= set(operation["responses"])
+    assert {"201", "400", "403", "404", "409", "413", "415"} <= set(operation["responses"])
 
 
 def test_sessions_say_what_they_send_before_a_verdict(schema):
