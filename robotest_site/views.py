@@ -10,9 +10,9 @@ from django.db import connection
 from django.http import JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
-from django.views.defaults import page_not_found
 from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
+from django.views.defaults import page_not_found
 
 from sessions import presence
 from sessions.models import EngineHeartbeat, RecordingSession
