@@ -147,6 +147,7 @@ class SessionStatusView(APIView):
         parameters=[openapi.string_param("rig", "The rig's name (default `sim`).")],
         responses={
             200: api_schema.RecordingStatusSerializer,
+            400: openapi.BAD_REQUEST,
             403: openapi.FORBIDDEN,
             404: openapi.error("No rig by that name."),
         },
