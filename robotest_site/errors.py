@@ -1,11 +1,20 @@
 """One JSON error shape for every 4xx: `{"detail": …}` plus field errors where there are any."""
 
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
-from rest_framework import serializers
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from rest_framework import status
+from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own answer is an HTML 400 page that does not say why.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response(
+            {"detail": f"the request body is larger than {limit} bytes: send it in smaller batches"},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -40,16 +49,8 @@ def _messages(path: str, errors) -> list[str]:
 
 
 
-# The body of every 4xx, for the OpenAPI schema.
-_ERROR = inline_serializer(
-    "Error",
-    {
-        "detail": serializers.CharField(help_text="What is wrong, naming the parameter or field."),
-        "errors": serializers.JSONField(required=False, help_text="{field: [messages]} when fields are at fault."),
-    },
-)
-
-
 def error_responses(**codes: str) -> dict:
     """OpenAPI responses in the error shape: `error_responses(_400="a bad parameter")` → {400: …}."""
-    return {int(code.lstrip("_")): OpenApiResponse(_ERROR, description=text) for code, text in codes.items()}
+    from . import openapi
+
+    return {int(code.lstrip("_")): openapi.error(text) for code, text in codes.items()}

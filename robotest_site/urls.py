@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from sensors.api.rules import ValidationRuleViewSet
@@ -24,7 +25,7 @@ seed_paths = [
     path("sessions/status", session_views.SessionStatusView.as_view(), name="session-status"),
     path("sessions/reset", session_views.SessionResetView.as_view(), name="session-reset"),
     path("sessions/export/csv", session_views.SessionCsvExportView.as_view(), name="session-export-csv"),
-    path("sessions/<int:session_id>/export/csv", session_views.SessionCsvExportView.as_view(), name="session-export-csv-one"),
+    path("sessions/<int:session_id>/export/csv", session_views.SessionCsvExportOneView.as_view(), name="session-export-csv-one"),
     path("sessions/<int:session_id>/export/json", export_views.SessionRecordExportView.as_view(), name="session-export-json-one"),
     path("sessions/<int:session_id>/export/mcap", export_views.SessionMcapExportView.as_view(), name="session-export-mcap-one"),
     path("sensors/readings", session_views.ReadingsView.as_view(), name="readings"),
@@ -33,6 +34,9 @@ seed_paths = [
     path("sensors/status", session_views.SensorsStatusView.as_view(), name="sensors-status"),
 ]
 
+# Under /api/, a path that matches no route (`/api/v1/sessions/abc/readings/`) answers JSON too.
+handler404 = views.not_found
+
 urlpatterns = [
     path("", views.root, name="root"),
     path("health", views.health, name="health"),
@@ -40,4 +44,6 @@ urlpatterns = [
     path("api/v1/", include(seed_paths)),
     path("api/v1/", include(router.urls)),
     path("api-auth/", include("rest_framework.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

@@ -12,6 +12,7 @@ from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
+from django.views.defaults import page_not_found
 
 from sessions import presence
 from sessions.models import EngineHeartbeat, RecordingSession
@@ -32,6 +33,13 @@ def root(request):
     return JsonResponse(
         {"message": f"{settings.PROJECT_NAME} API", "version": settings.VERSION, "status": "running"}
     )
+
+
+def not_found(request, exception):
+    """A path nothing routes: JSON under /api/ (API errors are JSON, CONTRACT "Errors"), Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": f"no such path: {request.path}"}, status=404)
+    return page_not_found(request, exception)
 
 
 def health(request):

@@ -75,6 +75,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
+    "drf_spectacular",
+    # The docs page's JS and CSS from our own static files: the machine may be offline (no CDN).
+    "drf_spectacular_sidecar",
     "sensors",
     "sessions.apps.RecordingConfig",
     "robotest_site",
@@ -149,7 +152,37 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "robotest_site.pagination.Pagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "RoboTest API",
+    "VERSION": VERSION,
+    "DESCRIPTION": (
+        "Recording sessions of robotic test rigs: start and stop them, ingest readings from external "
+        "rigs, read readings back (keyset pages through a `Link` header), export them. Writes need "
+        "`Authorization: Token <key>` or a logged-in session; reads too unless "
+        "`ROBOTEST_PUBLIC_READ=true`. Every bad parameter or body is a 4xx naming it. "
+        "Outside this schema: `GET /` and `GET /health` (plain Django views, public) and the "
+        "WebSocket `/ws/sensor-data` (see README.md)."
+    ),
+    # Tags and operation ids from the path after it: `sessions`, `sensors`, `rigs`.
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    # Several models have a `status`: one enum name for each.
+    "ENUM_NAME_OVERRIDES": {
+        "SessionStatusEnum": "sessions.models.RecordingSession.Status",
+        "ResultStatusEnum": "sessions.models.ValidationResult.Status",
+        "VerdictEnum": "sessions.models.RecordingSession.Verdict",
+    },
+    # The schema endpoint serves the schema; it does not describe itself.
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Public like `/`: the schema and its docs describe the API and hold no data, and client
+    # generators and schema checkers fetch them without a token.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

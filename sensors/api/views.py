@@ -5,6 +5,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from robotest_site import openapi
 from robotest_site.errors import error_responses
 from robotest_site.permissions import IsStaffOrReadOnly
 from sensors.models import Rig, Sensor
@@ -37,7 +38,10 @@ class RigFilter(filters.FilterSet):
     retrieve=extend_schema(summary="One rig with its sensors", responses={200: RigSerializer, **error_responses(_404="no such rig")}),
     create=extend_schema(
         summary="Create an external rig with its sensors (staff)",
-        responses={201: RigSerializer, **error_responses(_400="a bad field, named in the message", _403="not staff")},
+        responses={
+            201: RigSerializer, **error_responses(_400="a bad field, named in the message", _403="not staff"),
+            **openapi.BODY_ERRORS,
+        },
     ),
 )
 class RigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
@@ -49,8 +53,8 @@ class RigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     lookup_field = "name"
     filterset_class = RigFilter
     ordering_fields = ["id", "name", "created_at"]
-    # Any segment reaches the view, which answers an id it does not know with a JSON 404.
-    lookup_value_regex = "[^/]+"
+    # Rig names are slugs: anything else (a NUL, which PostgreSQL refuses) is no route, a JSON 404.
+    lookup_value_regex = r"[-a-zA-Z0-9_]+"
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

@@ -2,25 +2,16 @@
 
 from django.http import StreamingHttpResponse
 from django.urls import reverse
-from rest_framework.exceptions import NotAcceptable, NotFound
-from rest_framework.negotiation import DefaultContentNegotiation
+from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import NotFound
 from rest_framework.views import APIView
+
+from robotest_site.negotiation import DownloadNegotiation
+
+from .schema import download_responses
 
 from sessions import exports
 from sessions.models import RecordingSession
-
-
-class DownloadNegotiation(DefaultContentNegotiation):
-    """Content negotiation of a download: `Accept: text/csv` (or application/x-mcap) is no 406.
-
-    The body is the file whatever the client accepts; errors are rendered by the first renderer (JSON).
-    """
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        try:
-            return super().select_renderer(request, renderers, format_suffix)
-        except NotAcceptable:
-            return renderers[0], renderers[0].media_type
 
 
 def _session(session_id: int) -> RecordingSession:
@@ -41,6 +32,14 @@ class SessionRecordExportView(APIView):
 
     content_negotiation_class = DownloadNegotiation
 
+    @extend_schema(
+        summary="A session as a JSON test record",
+        responses=download_responses(
+            "application/json",
+            "Streamed JSON, `Content-Disposition: attachment`: session metadata, rig and sensors, rule snapshot, "
+            "rates, verdict, every validation result, per-sensor statistics, links to the CSV and MCAP.",
+        ),
+    )
     def get(self, request, session_id: int):
         session = _session(session_id)
         links = {
@@ -56,6 +55,14 @@ class SessionMcapExportView(APIView):
 
     content_negotiation_class = DownloadNegotiation
 
+    @extend_schema(
+        summary="A session as an MCAP file (Foxglove)",
+        responses=download_responses(
+            "application/x-mcap",
+            "Streamed MCAP, `Content-Disposition: attachment`: one JSON channel per sensor (`/<rig>/<sensor>`), "
+            "`/alerts` with the validation results, session metadata and verdict as metadata records.",
+        ),
+    )
     def get(self, request, session_id: int):
         session = _session(session_id)
         return _download(exports.mcap_stream(session), "application/x-mcap", exports.export_filename(session, "mcap"))

@@ -40,7 +40,7 @@ class SessionResetSerializer(serializers.Serializer):
 
 class RecordingSessionSerializer(serializers.ModelSerializer):
     rig = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    operator = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    operator = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     duration_seconds = serializers.SerializerMethodField()
     verdict = serializers.SerializerMethodField()
 
@@ -53,8 +53,10 @@ class RecordingSessionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     @extend_schema_field(
-        {"type": "string", "enum": RecordingSession.Verdict.values, "nullable": True,
-         "description": "null until the session completes (and for an aborted one), as in the stop summary"}
+        serializers.ChoiceField(
+            choices=RecordingSession.Verdict.choices, allow_null=True,
+            help_text="null until the session completes (and for an aborted one), as in the stop summary",
+        )
     )
     def get_verdict(self, session: RecordingSession) -> str | None:
         return session.verdict or None

@@ -5,15 +5,16 @@ from urllib.parse import urlencode
 
 from django.db import transaction
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from robotest_site import params
+from robotest_site import openapi, params
 from robotest_site.errors import error_responses
+from robotest_site.negotiation import DownloadNegotiation
 from robotest_site.permissions import IsStaffOrReadOnly
 from sensors.models import Rig, Sensor
 from sessions import broadcast, exports, selectors, services
@@ -21,7 +22,7 @@ from sessions.ingest import BatchError, batch_parse
 from sessions.models import RecordingSession, ValidationResult
 from sessions.pipeline import SessionNotRecording, SessionRecorder, readings_record
 
-from .export_views import DownloadNegotiation
+from . import schema as api_schema
 from .filters import SessionFilter
 from .serializers import (
     RecordingSessionDetailSerializer,
@@ -46,6 +47,16 @@ def _rig(name: str) -> Rig:
 class SessionStartView(APIView):
     """Start recording a rig (default `sim`)."""
 
+    @extend_schema(
+        request=SessionStartSerializer,
+        responses={
+            201: api_schema.SessionStartedSerializer,
+            400: openapi.error("That rig is already recording, or a bad field."),
+            403: openapi.FORBIDDEN,
+            404: openapi.error("No rig by that name."),
+            **openapi.BODY_ERRORS,
+        },
+    )
     def post(self, request):
         serializer = SessionStartSerializer(data=request.data or {})
         serializer.is_valid(raise_exception=True)
@@ -74,6 +85,16 @@ class SessionStartView(APIView):
 class SessionStopView(APIView):
     """Stop a recording session (default: the one of `sim`); answers once its last reading is stored."""
 
+    @extend_schema(
+        request=SessionStopSerializer,
+        responses={
+            200: api_schema.SessionSummarySerializer,
+            400: openapi.error("Nothing records (on `sim`, without a session_id), or that session is not recording."),
+            403: openapi.FORBIDDEN,
+            404: openapi.error("No session with that id."),
+            **openapi.BODY_ERRORS,
+        },
+    )
     def post(self, request):
         serializer = SessionStopSerializer(data=request.data or {})
         serializer.is_valid(raise_exception=True)
@@ -96,6 +117,16 @@ class SessionStopView(APIView):
 class SessionResetView(APIView):
     """Abort a rig's recording session and delete its readings; finished sessions are never touched."""
 
+    @extend_schema(
+        request=SessionResetSerializer,
+        responses={
+            200: api_schema.SessionResetSerializerOut,
+            400: openapi.BAD_REQUEST,
+            403: openapi.FORBIDDEN,
+            404: openapi.error("No rig by that name."),
+            **openapi.BODY_ERRORS,
+        },
+    )
     def post(self, request):
         serializer = SessionResetSerializer(data=request.data or {})
         serializer.is_valid(raise_exception=True)
@@ -114,7 +145,17 @@ class SessionResetView(APIView):
 class SessionStatusView(APIView):
     """What `sim` (or `?rig=`) is recording now."""
 
+    @extend_schema(
+        parameters=[openapi.string_param("rig", "The rig's name (default `sim`).")],
+        responses={
+            200: api_schema.RecordingStatusSerializer,
+            400: openapi.BAD_REQUEST,
+            403: openapi.FORBIDDEN,
+            404: openapi.error("No rig by that name."),
+        },
+    )
     def get(self, request):
+        params.check_text(request.query_params, "rig")
         rig = _rig(request.query_params.get("rig") or "sim")
         return Response(selectors.recording_status(rig=rig))
 
@@ -122,6 +163,7 @@ class SessionStatusView(APIView):
 class SensorsStatusView(APIView):
     """Each sensor of every recording session: active, readings per minute; and the system's totals."""
 
+    @extend_schema(responses={200: api_schema.SensorsStatusSerializer, 403: openapi.FORBIDDEN})
     def get(self, request):
         return Response(selectors.sensors_status())
 
@@ -129,6 +171,11 @@ class SensorsStatusView(APIView):
 class ReadingsView(APIView):
     """Stored readings in time order, filtered; further pages through a `Link: rel="next"` header."""
 
+    @extend_schema(
+        operation_id="sensors_readings_list",
+        parameters=[api_schema.SESSION, *api_schema.READING_FILTERS, api_schema.LINK],
+        responses=api_schema.READINGS_RESPONSES,
+    )
     def get(self, request, session_id: int | None = None):
         return readings_response(request, session_id=session_id)
 
@@ -137,6 +184,7 @@ def readings_response(request, *, session_id: int | None) -> Response:
     from django.conf import settings
 
     query = request.query_params
+    params.check_text(query, "sensor", "sensor_type")
     session = None
     if session_id is None and query.get("session") not in (None, ""):
         session_id = params.integer(query, "session", default=None, minimum=1, maximum=2**63 - 1)
@@ -202,6 +250,13 @@ class SessionCsvExportView(APIView):
 
     content_negotiation_class = DownloadNegotiation
 
+    @extend_schema(
+        parameters=[
+            openapi.integer_param("session", "The session (default: the most recently started).", minimum=1),
+            api_schema.LAYOUT_PARAM,
+        ],
+        responses=api_schema.CSV_RESPONSES,
+    )
     def get(self, request, session_id: int | None = None):
         if session_id is None:
             session_id = params.integer(request.query_params, "session", default=None, minimum=1, maximum=2**63 - 1)
@@ -269,6 +324,23 @@ class RecordingSessionViewSet(
             session.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    @extend_schema(
+        methods=["GET"],
+        operation_id="sessions_readings_list",
+        summary="A session's readings",
+        description="The readings of this session, as `GET /api/v1/sensors/readings?session=`.",
+        parameters=[*api_schema.READING_FILTERS, api_schema.LINK],
+        responses=api_schema.READINGS_RESPONSES,
+    )
+    @extend_schema(
+        methods=["POST"],
+        operation_id="sessions_readings_ingest",
+        summary="Ingest a batch of readings",
+        description="From an external rig's recording session: a JSON list of at most 10,000 readings, "
+        "all or nothing. Any authenticated user.",
+        request=api_schema.INGEST_REQUEST,
+        responses=api_schema.INGEST_RESPONSES,
+    )
     @action(detail=True, methods=["get", "post"], url_path="readings", permission_classes=[])
     def readings(self, request, pk=None):
         # Permissions of the collection (reads public or not, writes by any user) apply here.
@@ -345,3 +417,18 @@ def _ingest(request, session_id: int) -> Response:
          "validation": result.validation},
         status=status.HTTP_201_CREATED,
     )
+
+
+class SessionCsvExportOneView(SessionCsvExportView):
+    """One session's readings as streamed CSV: the session named in the path."""
+
+    @extend_schema(
+        operation_id="sessions_export_csv_one",
+        parameters=[
+            OpenApiParameter("session_id", int, OpenApiParameter.PATH, description="The session."),
+            api_schema.LAYOUT_PARAM,
+        ],
+        responses=api_schema.CSV_RESPONSES,
+    )
+    def get(self, request, session_id: int):
+        return super().get(request, session_id=session_id)
