@@ -2,6 +2,7 @@
 
 from django.http import StreamingHttpResponse
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import NotFound
 from rest_framework.views import APIView
@@ -38,6 +39,7 @@ class SessionRecordExportView(APIView):
             "application/json",
             "Streamed JSON, `Content-Disposition: attachment`: session metadata, rig and sensors, rule snapshot, "
             "rates, verdict, every validation result, per-sensor statistics, links to the CSV and MCAP.",
+            body=OpenApiTypes.OBJECT,
         ),
     )
     def get(self, request, session_id: int):

@@ -235,10 +235,10 @@ LAYOUT_PARAM = OpenApiParameter(
 )
 
 
-def download_responses(media_type: str, description: str) -> dict:
+def download_responses(media_type: str, description: str, body=OpenApiTypes.BINARY) -> dict:
     """A streamed file download, or a JSON error."""
     return {
-        (200, media_type): OpenApiResponse(OpenApiTypes.BINARY, description=description),
+        (200, media_type): OpenApiResponse(body, description=description),
         (403, "application/json"): openapi.FORBIDDEN,
         (404, "application/json"): openapi.error("No such session."),
     }

@@ -341,7 +341,8 @@ class RecordingSessionViewSet(
         request=api_schema.INGEST_REQUEST,
         responses=api_schema.INGEST_RESPONSES,
     )
-    @action(detail=True, methods=["get", "post"], url_path="readings", permission_classes=[])
+    # Not paged like the resource lists: readings page by keyset through the Link header, as the seed path.
+    @action(detail=True, methods=["get", "post"], url_path="readings", permission_classes=[], pagination_class=None)
     def readings(self, request, pk=None):
         # Permissions of the collection (reads public or not, writes by any user) apply here.
         from robotest_site.permissions import ReadPublicOrAuthenticated

@@ -10,11 +10,17 @@ from .conftest import T0
 
 
 def test_an_api_path_that_matches_no_route_is_a_json_404(staff_client):
-    # `0.5` is no session id: the URL resolver, not a view, refuses it.
-    response = staff_client.get("/api/v1/sessions/0.5/readings/")
+    # No route at all: the URL resolver, not a view, refuses it.
+    response = staff_client.get("/api/v1/sessions/12/no-such-thing/")
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
-    assert "/api/v1/sessions/0.5/readings/" in response.json()["detail"]
+    assert "/api/v1/sessions/12/no-such-thing/" in response.json()["detail"]
+
+
+def test_a_session_id_that_is_no_number_is_a_json_404_naming_it(staff_client):
+    response = staff_client.get("/api/v1/sessions/0.5/readings/")
+    assert response.status_code == 404
+    assert response.json()["detail"] == "no session '0.5'"
 
 
 def test_a_path_outside_the_api_keeps_django_s_404_page(staff_client):

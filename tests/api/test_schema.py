@@ -67,10 +67,10 @@ def test_ingest_documents_its_body_and_errors(schema):
 
 
 def test_sessions_say_what_they_send_before_a_verdict(schema):
-    # A recording session has no operator when a script started it, and a blank verdict until it ends.
+    # A recording session has no operator when a script started it, and no verdict (null) until it ends.
     session = schema["components"]["schemas"]["RecordingSession"]["properties"]
     assert session["operator"]["nullable"] is True
-    assert {"$ref": "#/components/schemas/BlankEnum"} in session["verdict"]["oneOf"]
+    assert {"$ref": "#/components/schemas/NullEnum"} in session["verdict"]["oneOf"]
 
 
 def test_docs_page_loads_only_our_own_static_files(db, anon_client):
