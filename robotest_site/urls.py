@@ -4,6 +4,7 @@ from rest_framework.routers import DefaultRouter
 
 from sensors.api.views import RigViewSet
 from sessions.api import views as session_views
+from sessions.api.aggregates import AggregatedReadingsView
 
 from . import views
 
@@ -20,6 +21,7 @@ seed_paths = [
     path("sessions/export/csv", session_views.SessionCsvExportView.as_view(), name="session-export-csv"),
     path("sessions/<int:session_id>/export/csv", session_views.SessionCsvExportView.as_view(), name="session-export-csv-one"),
     path("sensors/readings", session_views.ReadingsView.as_view(), name="readings"),
+    path("sensors/readings/aggregated", AggregatedReadingsView.as_view(), name="readings-aggregated"),
     path("sensors/status", session_views.SensorsStatusView.as_view(), name="sensors-status"),
 ]
 
