@@ -47,8 +47,8 @@ class AggregatedReadingsView(APIView):
     Buckets are `interval_seconds` long, or as short as lets at most `max_points` of them cover
     the range; they are aligned to the Unix epoch and empty ones are left out. The range is the
     last `hours_back` hours (default 1, to the end of the current second), `start_time` /
-    `end_time` (both inclusive), or a whole session; `session` also narrows any range to that
-    session's readings. With `max_points` and a session's open-ended range, the range is the whole
+    `end_time` (both inclusive; an open end is now, or with a session the session's last
+    reading), or a whole session; `session` also narrows any range to that session's readings. With `max_points` and a session's open-ended range, the range is the whole
     seconds that hold the data.
 
     `sensor` names a sensor of the session's rig, or of `rig`; without either, a name that
@@ -188,7 +188,7 @@ def _range(query, session: RecordingSession | None) -> tuple[int | None, int | N
         raise params.bad("hours_back", "give hours_back or start_time, not both")
     if end is not None:
         stop_us = _micros(end) + 1
-    elif session is None or hours is not None or start is not None:
+    elif session is None or hours is not None:
         # To the end of the current second: whole seconds need no partial edge from the readings.
         stop_us = (int(time.time()) + 1) * US
     else:
