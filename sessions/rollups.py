@@ -26,8 +26,11 @@ _PG_UPSERT = (
     "SELECT %b, * FROM unnest(%b::bigint[], %b::text[], %b::bigint[], %b::bigint[], %b::float8[], "
     "%b::float8[], %b::float8[]) "
     'ON CONFLICT (session_id, sensor_id, field, bucket) DO UPDATE SET "count" = r."count" + EXCLUDED."count", '
-    '"sum" = r."sum" + EXCLUDED."sum", "min" = LEAST(r."min", EXCLUDED."min"), '
-    '"max" = GREATEST(r."max", EXCLUDED."max")'
+    # float8 + float8 past 1.8e308 is an error in PostgreSQL, and would refuse the batch: such
+    # sums (absurd for a sensor, possible from a rig) saturate instead.
+    '"sum" = CASE WHEN abs(r."sum") < 1e300 AND abs(EXCLUDED."sum") < 1e300 THEN r."sum" + EXCLUDED."sum" '
+    "ELSE GREATEST(LEAST(r.\"sum\"::numeric + EXCLUDED.\"sum\"::numeric, 1.7e308), -1.7e308)::float8 END, "
+    '"min" = LEAST(r."min", EXCLUDED."min"), "max" = GREATEST(r."max", EXCLUDED."max")'
 )
 _SQLITE_UPSERT = (
     "INSERT INTO {table} " + _COLUMNS + " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
@@ -41,34 +44,54 @@ _field_ok: dict[str, bool] = {}
 
 def rollup_rows(rows: Sequence[Row], items: Sequence[tuple]) -> list[RollupRow]:
     """Sum a batch (storage rows beside the pipeline items they came from) into one row per sensor, field and second."""
+    # Inlined on purpose: this runs for every reading (and every field of an object) stored.
     acc: dict[tuple[int, str, int], list] = {}
     get = acc.get
-    for row, (_, _, value) in zip(rows, items, strict=True):
+    # Objects: their fields' slots under one (sensor, second) key, one lookup a field.
+    by_fields: dict[tuple[int, int], dict[str, list]] = {}
+    get_fields = by_fields.get
+    field_ok = _field_ok
+    for row, item in zip(rows, items, strict=True):
+        value = item[2]
         kind = type(value)
         if kind is float or kind is int:
+            if kind is int:
+                value = float(value)
             key = (row[1], "", row[3] // 1_000_000)
-            _add(acc, get(key), key, float(value))
+            slot = get(key)
+            if slot is None:
+                acc[key] = [1, value, value, value]
+            else:
+                slot[0] += 1
+                slot[1] += value
+                if value < slot[2]:
+                    slot[2] = value
+                elif value > slot[3]:
+                    slot[3] = value
         elif kind is dict:
-            sensor_id = row[1]
-            second = row[3] // 1_000_000
+            key = (row[1], row[3] // 1_000_000)
+            slots = get_fields(key)
+            if slots is None:
+                slots = by_fields[key] = {}
             for name, number in value.items():
                 kind = type(number)
-                if (kind is float or kind is int) and (_field_ok.get(name) or _check_field(name)):
-                    key = (sensor_id, name, second)
-                    _add(acc, get(key), key, float(number))
+                if (kind is float or kind is int) and (field_ok.get(name) or _check_field(name)):
+                    if kind is int:
+                        number = float(number)
+                    slot = slots.get(name)
+                    if slot is None:
+                        slots[name] = [1, number, number, number]
+                    else:
+                        slot[0] += 1
+                        slot[1] += number
+                        if number < slot[2]:
+                            slot[2] = number
+                        elif number > slot[3]:
+                            slot[3] = number
+    for (sensor_id, second), slots in by_fields.items():
+        for name, slot in slots.items():
+            acc[(sensor_id, name, second)] = slot
     return [(s, f, b, n, total, low, high) for (s, f, b), (n, total, low, high) in acc.items()]
-
-
-def _add(acc: dict, slot: list | None, key: tuple, number: float) -> None:
-    if slot is None:
-        acc[key] = [1, number, number, number]
-        return
-    slot[0] += 1
-    slot[1] += number
-    if number < slot[2]:
-        slot[2] = number
-    elif number > slot[3]:
-        slot[3] = number
 
 
 def _check_field(name: str) -> bool:

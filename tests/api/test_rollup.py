@@ -94,3 +94,14 @@ def test_a_batch_that_is_refused_leaves_no_rollups(ingest, bench_session):
 
     assert response.status_code == 400
     assert not ReadingRollup.objects.exists()
+
+
+def test_sums_past_the_largest_double_do_not_refuse_a_batch(ingest, bench_session):
+    for offset in (0.1, 0.2):
+        response = ingest(bench_session, [{"sensor": "fz", "timestamp": T0 + offset, "value": 1.5e308}])
+        assert response.status_code == 201, response.content
+
+    count, total, low, high = rollups(bench_session)[("fz", "", int(T0))]
+
+    assert (count, low, high) == (2, 1.5e308, 1.5e308)
+    assert total >= 1.7e308
