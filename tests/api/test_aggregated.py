@@ -347,6 +347,10 @@ BAD = [
     ({"sensor": "nope"}, 404, "nope"),
     ({"sensor": "fz", "rig": "nope"}, 404, "nope"),
     ({"sensor": "fz", "rig": "sim"}, 404, "fz"),
+    ({"sensor": "f\x00z"}, 400, "sensor"),
+    ({"sensor_type": "\x00"}, 400, "sensor_type"),
+    ({"sensor": "fz", "rig": "b\x00"}, 400, "rig"),
+    ({"sensor": "fz", "field": "f\x00"}, 400, "field"),
 ]
 
 
