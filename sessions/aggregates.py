@@ -11,8 +11,7 @@ Two ways to the same answer:
 - sub-second intervals bin the readings themselves: `date_bin` on PostgreSQL, the same arithmetic
   on SQLite's text timestamps.
 Counts, minima and maxima are the same either way; averages may differ in the last bits (sums
-added
-in another order).
+added in another order).
 """
 
 from dataclasses import dataclass

@@ -38,8 +38,10 @@ _SQLITE_UPSERT = (
     '"sum" = "sum" + excluded."sum", "min" = min("min", excluded."min"), "max" = max("max", excluded."max")'
 )
 
-# Field names already checked against FIELD_NAME: a regex match a field a reading costs too much.
+# Field names already checked against FIELD_NAME (a regex match for every field of every reading
+# costs too much); bounded, since a rig may send any keys.
 _field_ok: dict[str, bool] = {}
+_FIELD_CACHE_MAX = 10_000
 
 
 def rollup_rows(rows: Sequence[Row], items: Sequence[tuple]) -> list[RollupRow]:
@@ -95,6 +97,8 @@ def rollup_rows(rows: Sequence[Row], items: Sequence[tuple]) -> list[RollupRow]:
 
 
 def _check_field(name: str) -> bool:
+    if len(_field_ok) >= _FIELD_CACHE_MAX:
+        _field_ok.clear()
     ok = _field_ok[name] = bool(FIELD_NAME.match(name))
     return ok
 
