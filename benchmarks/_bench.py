@@ -121,18 +121,21 @@ def fmt_rate(value: float) -> str:
 
 
 def clear_readings() -> None:
-    """Empty the readings (and results) tables so every timed run inserts into a table of one size."""
+    """Empty the readings (and results, rollups) tables so every timed run inserts into a table of one size."""
     from django.db import connection
 
-    from sessions.models import Reading, ValidationResult
+    from sessions.models import Reading, ReadingRollup, ValidationResult
 
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(f"TRUNCATE {Reading._meta.db_table}, {ValidationResult._meta.db_table}")
+            cursor.execute(
+                f"TRUNCATE {Reading._meta.db_table}, {ValidationResult._meta.db_table}, {ReadingRollup._meta.db_table}"
+            )
             # Flush the previous run's dirty pages now rather than inside the next timed run.
             cursor.execute("CHECKPOINT")
         else:
             cursor.execute(f"DELETE FROM {ValidationResult._meta.db_table}")
+            cursor.execute(f"DELETE FROM {ReadingRollup._meta.db_table}")
             cursor.execute(f"DELETE FROM {Reading._meta.db_table}")
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     connection.close()

@@ -15,6 +15,8 @@ the application itself is never modified. `pipeline_throughput.py --variant NAME
                         the application's code)
   server-side-binding   the application's code with psycopg's server-side binding (a settings-only
                         change: OPTIONS["server_side_binding"] = True), PostgreSQL only
+  no-rollups            the application's code without the per-second rollups (sessions/rollups.py):
+                        measures what keeping them costs the pipeline
   no-reading-fks        the application's code, with the benchmark database's two foreign keys of
                         the readings table dropped (as `db_constraint=False` would create it):
                         measures what PostgreSQL's deferred FK checks cost at commit. It changes
@@ -24,21 +26,27 @@ the application itself is never modified. `pipeline_throughput.py --variant NAME
 from django.db import connection, connections
 from django.db.models import F
 
-VARIANTS = ("as-is", "results-copy", "results-binary", "server-side-binding", "no-reading-fks")
+VARIANTS = ("as-is", "results-copy", "results-binary", "no-rollups", "server-side-binding", "no-reading-fks")
 # The variants that can be switched on and off within one process (`--compare`).
-SWITCHABLE = ("as-is", "results-copy", "results-binary")
+SWITCHABLE = ("as-is", "results-copy", "results-binary", "no-rollups")
 _original: dict = {}
 
 
 def use_switchable(name: str) -> None:
     """Put the application's functions back, then install `name` (one of SWITCHABLE)."""
-    from sessions import pipeline, storage
+    from sessions import pipeline, rollups, storage
 
-    for owner, attr in ((pipeline, "results_save"), (storage, "results_insert"), (storage, "results_update")):
+    for owner, attr in (
+        (pipeline, "results_save"), (storage, "results_insert"), (storage, "results_update"), (rollups, "rollup_rows")
+    ):
         _original.setdefault((owner.__name__, attr), getattr(owner, attr))
         setattr(owner, attr, _original[(owner.__name__, attr)])
     if name != "as-is":
         _install(name)
+
+
+def _no_rollups(rows, items) -> list:
+    return []
 
 
 def install_variant(names: str) -> None:
@@ -69,6 +77,11 @@ def _install(name: str) -> None:
             )
             for (constraint,) in cursor.fetchall():
                 cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{constraint}"')
+        return
+    if name == "no-rollups":
+        from sessions import rollups
+
+        rollups.rollup_rows = _no_rollups
         return
     if name == "results-copy":
         from sessions import pipeline

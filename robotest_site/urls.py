@@ -9,6 +9,7 @@ from sessions.api import export_views
 from sessions.api import views as session_views
 from sessions.api.latest import LatestReadingsView
 from sessions.api.results import ResultViewSet, ValidationView
+from sessions.api.aggregates import AggregatedReadingsView
 
 from . import views
 
@@ -31,6 +32,7 @@ seed_paths = [
     path("sensors/readings", session_views.ReadingsView.as_view(), name="readings"),
     path("sensors/readings/latest", LatestReadingsView.as_view(), name="readings-latest"),
     path("sensors/validation", ValidationView.as_view(), name="validation"),
+    path("sensors/readings/aggregated", AggregatedReadingsView.as_view(), name="readings-aggregated"),
     path("sensors/status", session_views.SensorsStatusView.as_view(), name="sensors-status"),
 ]
 

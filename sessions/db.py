@@ -4,7 +4,8 @@ import re
 
 from django.db.models import F, FloatField, Func
 
-_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# A field of an object value that SQL may name: aggregates, rules and rollups accept these only.
+FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 
 
 class JsonNumber(Func):
@@ -16,7 +17,7 @@ class JsonNumber(Func):
     output_field = FloatField()
 
     def __init__(self, expression="value", field: str = "") -> None:
-        if field and not _FIELD.match(field):
+        if field and not FIELD_NAME.match(field):
             raise ValueError(f"not a field name: {field!r}")
         self.json_field = field
         super().__init__(F(expression) if isinstance(expression, str) else expression)
@@ -24,7 +25,7 @@ class JsonNumber(Func):
     def as_postgresql(self, compiler, connection, **extra):
         col, params = compiler.compile(self.source_expressions[0])
         if self.json_field:
-            # The field name is checked against _FIELD above, so it is safe to inline.
+            # The field name is checked against FIELD_NAME above, so it is safe to inline.
             col = f"({col} -> '{self.json_field}')"
         return f"CASE WHEN jsonb_typeof({col}) = 'number' THEN ({col})::double precision END", [*params, *params]
 

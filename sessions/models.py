@@ -138,3 +138,37 @@ class LiveServer(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ReadingRollup(models.Model):
+    """Count, sum, min and max of one sensor's numbers (or one numeric field of its objects) over one second.
+
+    Kept by the pipeline as it writes (sessions/rollups.py): aggregates over whole seconds read these
+    rows, a thousand times fewer than the readings at 1 kHz. `field` is '' for scalar values.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    # Deleted with the session (ORM cascade) and with its readings (services.readings_delete).
+    session = models.ForeignKey(
+        RecordingSession, on_delete=models.CASCADE, related_name="rollups", db_index=False, db_constraint=False
+    )
+    sensor = models.ForeignKey(
+        "sensors.Sensor", on_delete=models.PROTECT, related_name="rollups", db_index=False, db_constraint=False
+    )
+    field = models.CharField(max_length=64, blank=True)
+    # Unix seconds of the second's start: integer buckets add up the same way on every database.
+    bucket = models.BigIntegerField()
+    count = models.BigIntegerField()
+    sum = models.FloatField()
+    min = models.FloatField()
+    max = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "sensor", "field", "bucket"], name="rollup_session_sensor_second"),
+        ]
+        # Aggregates without a session (hours_back) pick a sensor's seconds across its sessions.
+        indexes = [models.Index(fields=["sensor", "field", "bucket"], name="rollup_sensor_second")]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}/{self.sensor_id}/{self.field}@{self.bucket}"

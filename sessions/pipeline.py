@@ -17,7 +17,7 @@ from django.db.models import F
 from sensors.models import Sensor
 from sensors.rules import Episode, Validator
 
-from . import storage
+from . import rollups, storage
 from .models import Reading, RecordingSession, ValidationResult
 
 logger = logging.getLogger(__name__)
@@ -177,6 +177,7 @@ def _store(recorder: SessionRecorder, items: Sequence[Item], first_seq: int) -> 
         names.append(name)
         seq += 1
     storage.readings_write(rows)
+    rollups.rollups_write(session_id, rollups.rollup_rows(rows, items))
     validation = results_save(recorder=recorder, episodes=recorder.validator.take_changes())
     return RecordResult(session_id, first_seq, seq - 1, lines, names, validation)
 

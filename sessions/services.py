@@ -13,7 +13,7 @@ from sensors.rules import rules_snapshot
 from sensors.simulators import has_simulator, rate_for
 
 from . import broadcast
-from .models import Reading, RecordingSession, ValidationResult
+from .models import Reading, ReadingRollup, RecordingSession, ValidationResult
 from .selectors import engine_alive, sensor_stats, session_summary
 
 logger = logging.getLogger(__name__)
@@ -123,6 +123,7 @@ def session_reset(*, rig: Rig) -> RecordingSession | None:
         if session is None:
             return None
         Reading.objects.filter(session=session).delete()
+        ReadingRollup.objects.filter(session=session).delete()
         ValidationResult.objects.filter(session=session).delete()
         session.status = RecordingSession.Status.ABORTED
         session.stopped_at = timezone.now()

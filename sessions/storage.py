@@ -128,7 +128,7 @@ def results_insert(session_id: int, rows: Sequence[ResultRow]) -> list[int]:
                 # float(): psycopg refuses a list that mixes ints and floats (an int brightness peak).
                 list(columns[6]), [float(p) for p in columns[7]], [_dumps(d) for d in columns[8]], list(columns[9]),
             ]
-            with _bound_cursor() as bound:
+            with bound_cursor() as bound:
                 bound.execute(_PG_RESULTS_INSERT.format(table=table), params)
                 return [row[0] for row in bound.fetchall()]
         sql = _SQLITE_RESULTS_INSERT.format(table=table)
@@ -155,7 +155,7 @@ def results_update(rows: Sequence[tuple]) -> None:
             c = list(zip(*rows))
             params = [list(c[0]), list(c[1]), list(c[2]), [from_unix(t) for t in c[3]], list(c[4]),
                       [float(p) for p in c[5]], [_dumps(d) for d in c[6]], list(c[7])]
-            with _bound_cursor() as bound:
+            with bound_cursor() as bound:
                 bound.execute(_PG_RESULTS_UPDATE.format(table=table), params)
             return
         cursor.executemany(
@@ -165,7 +165,7 @@ def results_update(rows: Sequence[tuple]) -> None:
         )
 
 
-def _bound_cursor():
+def bound_cursor():
     """A cursor that binds parameters server-side, in binary.
 
     Django's PostgreSQL connection binds client-side: it would quote every array element into

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('recording', '0004_readings_without_fk_constraints'),
+        ('recording', '0005_readingrollup'),
     ]
 
     operations = [

@@ -1,0 +1,207 @@
+"""Reads over HTTP on the 10,000,000-reading dataset (benchmarks/read_dataset.py), through a real daphne.
+
+    .venv/bin/python benchmarks/read_api.py [--database-url URL] [--repeat 15]
+
+Starts `daphne robotest_site.asgi:application` on a free port against the dataset (built first if
+missing) and times, with one keep-alive `requests` client and a staff token:
+(a) a readings page, `GET /api/v1/sensors/readings?session=<bench-1m>&limit=100`, at the start, the
+    middle and the end of the session (the `after` cursor of the reading at that rank, as a Link
+    header gives it), then the page its Link names; EXPLAIN (ANALYZE) of the page's queries.
+    Target ≤ 50 ms each.
+(b) `GET /api/v1/sensors/readings/aggregated` over bench-1m with 1,000 buckets of one second:
+    sensor_type=force (f1-f3: 750,000 numbers) and sensor=ft6&field=fz (250,000 objects) —
+    beside the same aggregate run raw in SQL over the readings (date_bin … GROUP BY, through
+    psycopg, in this process), in the same run. Targets ≤ 300 ms and ≤ 1.3× raw.
+(c) the same with max_points=1000 over the session's first 250 s: 0.25-s buckets, which the
+    endpoint computes from the readings (date_bin) as well.
+Medians of --repeat requests, after one warm-up each.
+"""
+
+import argparse
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bench
+from ingest_http import _free_port, _start_daphne, _wait_ready
+from read_dataset import DEFAULT_URL, ensure_dataset
+
+RAW_SQL = (
+    "SELECT date_bin(%(interval)s, timestamp, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS b, count(v), avg(v), min(v), max(v) "
+    "FROM (SELECT timestamp, {number} AS v FROM recording_reading WHERE session_id = %(session)s "
+    "AND sensor_id = ANY(%(sensors)s) AND timestamp >= %(start)s AND timestamp <= %(end)s) AS x "
+    "WHERE v IS NOT NULL GROUP BY b ORDER BY b"
+)
+NUMBER = "CASE WHEN jsonb_typeof(value) = 'number' THEN (value)::float8 END"
+FIELD_NUMBER = "CASE WHEN jsonb_typeof(value -> 'fz') = 'number' THEN (value -> 'fz')::float8 END"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args()
+
+    sessions = ensure_dataset(args.database_url)
+    facts = _bench.machine()
+    print("machine:", json.dumps(facts))
+    token = _staff_token()
+    port = _free_port()
+    server, log = _start_daphne(args.database_url, port, "as-is")
+    base = f"http://127.0.0.1:{port}"
+    print(f"daphne pid={server.pid} on {base} (log {log}); session bench-1m = {sessions['bench-1m']}", flush=True)
+    results = {}
+    try:
+        _wait_ready(base)
+        import requests
+
+        with requests.Session() as http:
+            http.headers["Authorization"] = f"Token {token}"
+            results["pages"] = _pages(http, base, sessions["bench-1m"], args.repeat)
+            results["explain"] = _explain(sessions["bench-1m"])
+            results["aggregates"] = _aggregates(http, base, args.database_url, sessions["bench-1m"], args.repeat)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": facts, "results": results}, indent=2, default=str))
+
+
+def _staff_token() -> str:
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-reader", defaults={"is_staff": True})
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+def _timed(http, url: str, params: dict, repeat: int) -> tuple[float, object]:
+    """Median milliseconds of `repeat` GETs (after one warm-up), and the last response."""
+    answer = http.get(url, params=params, timeout=120)
+    answer.raise_for_status()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        answer = http.get(url, params=params, timeout=120)
+        times.append((time.perf_counter() - t) * 1000)
+        answer.raise_for_status()
+    return statistics.median(times), answer
+
+
+def _cursor_at(session_id: int, rank: int) -> str | None:
+    """The `after` position of the reading at `rank` (0-based) in (timestamp, id) order; None at 0."""
+    if rank == 0:
+        return None
+    from sessions.models import Reading
+
+    row = (
+        Reading.objects.filter(session_id=session_id).order_by("timestamp", "id").values_list("timestamp", "id")[rank - 1]
+    )
+    return f"{round(row[0].timestamp() * 1_000_000)}.{row[1]}"
+
+
+def _pages(http, base: str, session_id: int, repeat: int) -> dict:
+    from sessions.models import RecordingSession
+
+    total = RecordingSession.objects.get(pk=session_id).reading_count
+    url = f"{base}/api/v1/sensors/readings"
+    out = {}
+    for label, rank in (("start", 0), ("middle", total // 2), ("end", total - 100)):
+        params = {"session": session_id, "limit": 100}
+        cursor = _cursor_at(session_id, rank)
+        if cursor:
+            params["after"] = cursor
+        ms, answer = _timed(http, url, params, repeat)
+        rows = answer.json()
+        link = answer.headers.get("Link", "")
+        next_ms = None
+        if link:
+            next_url = link.split(">", 1)[0].lstrip("<")
+            next_ms, _ = _timed(http, next_url, {}, repeat)
+        out[label] = {"rank": rank, "ms": ms, "rows": len(rows), "next_ms": next_ms, "first_seq": rows[0]["seq"] if rows else None}
+        print(f"(a) readings page at the {label:6} (rank {rank:>9,}): {ms:6.1f} ms median, {len(rows)} rows; "
+              f"its Link's page: {'-' if next_ms is None else f'{next_ms:.1f} ms'}  (target <= 50 ms)", flush=True)
+    return out
+
+
+def _explain(session_id: int) -> dict:
+    """EXPLAIN ANALYZE of the SQL a page runs (at the middle), as the selector builds it."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from robotest_site.params import timestamp
+    from sessions.models import RecordingSession
+    from sessions.selectors import readings_list
+
+    total = RecordingSession.objects.get(pk=session_id).reading_count
+    micros, pk = _cursor_at(session_id, total // 2).split(".")
+    with CaptureQueriesContext(connection) as captured:
+        readings_list(session_id=session_id, after=(timestamp(int(micros) / 1_000_000), int(pk)), limit=100)
+    plans = {}
+    with connection.cursor() as cursor:
+        for query in captured.captured_queries:
+            if "recording_reading" not in query["sql"]:
+                continue
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + query["sql"])
+            plan = [line for (line,) in cursor.fetchall()]
+            plans[query["sql"][:120]] = plan
+            print("EXPLAIN (ANALYZE) of the page query:\n    " + "\n    ".join(plan), flush=True)
+    return plans
+
+
+def _aggregates(http, base: str, database_url: str, session_id: int, repeat: int) -> list[dict]:
+    import psycopg
+
+    from sensors.models import Sensor
+    from sessions.models import RecordingSession
+
+    session = RecordingSession.objects.get(pk=session_id)
+    start, end = session.started_at.timestamp(), session.stopped_at.timestamp() - 1e-6
+    force = list(Sensor.objects.filter(rig_id=session.rig_id, sensor_type="force").values_list("id", flat=True))
+    ft6 = list(Sensor.objects.filter(rig_id=session.rig_id, name="ft6").values_list("id", flat=True))
+    cases = [
+        ("1,000 x 1 s, sensor_type=force (750k numbers)", {"sensor_type": "force", "max_points": 1000}, force, NUMBER, 1.0, end),
+        ("1,000 x 1 s, ft6 field=fz (250k objects)", {"sensor": "ft6", "field": "fz", "max_points": 1000}, ft6, FIELD_NUMBER, 1.0, end),
+        ("1,000 x 0.25 s, sensor_type=force, first 250 s",
+         {"sensor_type": "force", "max_points": 1000, "start_time": start, "end_time": start + 250 - 1e-6},
+         force, NUMBER, 0.25, start + 250 - 1e-6),
+    ]
+    out = []
+    with psycopg.connect(database_url) as conn:
+        for label, query, sensor_ids, number, interval, case_end in cases:
+            params = {"session": session_id, **query}
+            api_ms, answer = _timed(http, f"{base}/api/v1/sensors/readings/aggregated", params, repeat)
+            body = answer.json()
+            sql = RAW_SQL.format(number=number)
+            sql_params = {"interval": timedelta(seconds=interval), "session": session_id, "sensors": sensor_ids,
+                          "start": datetime.fromtimestamp(start, tz=UTC), "end": datetime.fromtimestamp(case_end, tz=UTC)}
+            conn.execute(sql, sql_params).fetchall()  # warm-up
+            raw_times = []
+            for _ in range(repeat):
+                t = time.perf_counter()
+                raw = conn.execute(sql, sql_params).fetchall()
+                raw_times.append((time.perf_counter() - t) * 1000)
+            raw_ms = statistics.median(raw_times)
+            same = [(d["count"], d["min"], d["max"]) for d in body["data"]] == [(n, lo, hi) for _, n, _, lo, hi in raw]
+            row = {"case": label, "api_ms": api_ms, "raw_sql_ms": raw_ms, "ratio": api_ms / raw_ms,
+                   "buckets": len(body["data"]), "interval_seconds": body["interval_seconds"],
+                   "readings": sum(d["count"] for d in body["data"]), "same_counts_min_max_as_raw": same}
+            out.append(row)
+            print(f"(b) aggregated {label}: api {api_ms:6.1f} ms, raw SQL {raw_ms:6.1f} ms, ratio {row['ratio']:.2f} "
+                  f"({row['buckets']} buckets of {row['interval_seconds']} s, {row['readings']:,} readings, "
+                  f"same as raw: {same})  (targets <= 300 ms, <= 1.3x)", flush=True)
+    return out
+
+
+if __name__ == "__main__":
+    main()
