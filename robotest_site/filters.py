@@ -41,7 +41,8 @@ class _TimeField(forms.Field):
         try:
             return params.timestamp(value)
         except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
+            # As a parameter: django-filter %-formats the message, and the text may hold a % of the input.
+            raise forms.ValidationError("%(reason)s", params={"reason": str(exc)}) from None
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -74,7 +75,7 @@ class _BooleanField(forms.Field):
         try:
             return self._VALUES[str(value).strip().lower()]
         except KeyError:
-            raise forms.ValidationError(f"must be true or false, got {value!r}") from None
+            raise forms.ValidationError("must be true or false, got %(value)r", params={"value": value}) from None
 
 
 @extend_schema_field(OpenApiTypes.BOOL)

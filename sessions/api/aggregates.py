@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from robotest_site import params
+from robotest_site.errors import error_responses
 from sensors.models import Rig, Sensor
 from sessions import aggregates
 from sessions.db import FIELD_NAME
@@ -82,7 +83,11 @@ class AggregatedReadingsView(APIView):
                     "total_intervals": serializers.IntegerField(),
                     "data": _BUCKET,
                 },
-            )
+            ),
+            **error_responses(
+                _400="a bad or missing parameter, named in the message", _403="no credentials",
+                _404="an unknown session, rig or sensor",
+            ),
         },
     )
     def get(self, request):

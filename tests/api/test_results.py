@@ -114,6 +114,7 @@ def test_results_ordering_and_paging(staff_client, alerts, open_alert):
         ("status=fatal", "status"),
         ("is_open=maybe", "is_open"),
         ("acknowledged=yes please", "acknowledged"),
+        ("acknowledged=50%25s", "acknowledged"),
         ("ordering=colour", "ordering"),
         ("page_size=0", "page_size"),
         ("page=abc", "page"),

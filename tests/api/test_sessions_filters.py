@@ -83,6 +83,7 @@ def test_sessions_filters_and_ordering(staff_client, sessions, query, expected):
         ("started_before=2026-13-45", "started_before"),
         ("started_after=1e400", "started_after"),
         ("started_after=-5", "started_after"),
+        ("started_before=100%25%25x", "started_before"),  # a % in the input (schemathesis found a 500)
         ("started_after=nan", "started_after"),
         ("started_after=2026-01-03&started_before=2026-01-02", "started_before"),
         ("ordering=operator__password", "ordering"),
