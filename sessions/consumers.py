@@ -15,7 +15,7 @@ from robotest_site.ws_access import REJECTION
 
 from . import presence
 from .hub import hub_for
-from .live import EventFrames, Subscription, SubscriptionError
+from .live import BatchPart, EventFrames, Subscription, SubscriptionError
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 # gets a `lag` frame. The bytes bound a batch-mode client: its frames are each up to ~150 KB.
 OUTBOX_FRAMES = 5000
 OUTBOX_BYTES = 16 << 20
+# Queued batch parts of one session are joined into frames of up to this many bytes: below the
+# 1 MiB a `websockets` client accepts by default.
+JOIN_BYTES = 512 << 10
+_VALIDATION = '{"type":"validation"'
 # Bytes daphne may hold unsent for one client before its frames wait in the outbox instead.
 HIGH_WATER = 1 << 20
 
@@ -123,19 +127,21 @@ class Outbox:
     While daphne holds more than HIGH_WATER bytes for the client (it is not reading), frames wait
     here; when more than OUTBOX_FRAMES wait, the oldest are dropped and counted, and the client is
     told with a `lag` frame before the next one it gets. Recording and other clients never wait.
+    Batch parts that queued up while the client (or the server) was busy go out joined, as one
+    frame, with the validation frames that came between them after it.
     """
 
     def __init__(self, send, unsent_bytes=None) -> None:
         self._send = send
         self._unsent = unsent_bytes
-        self._frames: deque[str] = deque()
+        self._frames: deque[str | BatchPart] = deque()
         self._bytes = 0
         self._ready = asyncio.Event()
         self.dropped = 0
         self.total_dropped = 0
         self._task = asyncio.create_task(self._drain())
 
-    def put(self, frames: list[str]) -> None:
+    def put(self, frames: list[str | BatchPart]) -> None:
         if not frames:
             return
         self._frames.extend(frames)
@@ -165,13 +171,40 @@ class Outbox:
                     if self.dropped:
                         lag, self.dropped = self.dropped, 0
                         await self._send(text_data=_dumps({"type": "lag", "data": {"dropped": lag}}))
-                    frame = self._frames.popleft()
-                    self._bytes -= len(frame)
-                    await self._send(text_data=frame)
+                    for frame in self._next():
+                        await self._send(text_data=frame)
         except asyncio.CancelledError:
             pass
         except Exception:
             logger.exception("live feed writer failed")
+
+    def _take(self) -> "str | BatchPart":
+        item = self._frames.popleft()
+        self._bytes -= len(item)
+        return item
+
+    def _next(self) -> list[str]:
+        """The next frame to send, or a batch joined from the parts waiting and the validation
+        frames between them (each still after the readings it is about)."""
+        first = self._take()
+        if not isinstance(first, BatchPart):
+            return [first]
+        parts: list[BatchPart] = []
+        after: list[str] = []
+        size = len(first)
+        while self._frames:
+            item = self._frames[0]
+            if isinstance(item, BatchPart):
+                if item.session_id != first.session_id or size + len(item) > JOIN_BYTES:
+                    break
+                parts.append(item)
+            elif not item.startswith(_VALIDATION):
+                break
+            else:
+                after.append(item)
+            size += len(item)
+            self._take()
+        return [first.frame(*parts), *after]
 
 
 @database_sync_to_async

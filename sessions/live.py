@@ -11,6 +11,27 @@ import math
 from dataclasses import dataclass, field
 
 _SINGLE = '{"type":"sensor_data","data":%s}'
+_BATCH = '{"type":"sensor_data_batch","session_id":%d,"data":[%s]}'
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPart:
+    """Readings of one session bound for a `sensor_data_batch` frame, not yet framed.
+
+    A client's outbox frames them as it sends, joining the parts that queued up meanwhile into one
+    frame: a client (or a server) that falls behind gets fewer, larger frames instead of a backlog
+    of small ones, and each frame sent costs the server the same whatever its size.
+    """
+
+    session_id: int
+    readings: str  # the readings' JSON texts, comma-separated
+
+    def __len__(self) -> int:
+        return len(self.readings)
+
+    def frame(self, *more: "BatchPart") -> str:
+        readings = ",".join([self.readings, *(part.readings for part in more)]) if more else self.readings
+        return _BATCH % (self.session_id, readings)
 
 
 class SubscriptionError(ValueError):
@@ -68,8 +89,8 @@ class Subscription:
     def wants(self, session_id: int) -> bool:
         return self.session is None or self.session == session_id
 
-    def frames(self, event: dict, shared: "EventFrames | None" = None) -> list[str]:
-        """The text frames one `sensor.batch` event becomes for this client."""
+    def frames(self, event: dict, shared: "EventFrames | None" = None) -> list["str | BatchPart"]:
+        """The frames one `sensor.batch` event becomes for this client (batch mode: a BatchPart)."""
         if not self.wants(event["session_id"]):
             return []
         shared = shared or EventFrames(event)
@@ -90,10 +111,8 @@ class Subscription:
         return frames
 
 
-def _batch_frames(session_id: int, lines: list[str]) -> list[str]:
-    if not lines:
-        return []
-    return ['{"type":"sensor_data_batch","session_id":%d,"data":[%s]}' % (session_id, ",".join(lines))]
+def _batch_frames(session_id: int, lines: list[str]) -> list[BatchPart]:
+    return [BatchPart(session_id, ",".join(lines))] if lines else []
 
 
 class EventFrames:
@@ -101,11 +120,11 @@ class EventFrames:
 
     def __init__(self, event: dict) -> None:
         self.event = event
-        self._batch: list[str] | None = None
+        self._batch: list[BatchPart] | None = None
         self._singles: list[str] | None = None
         self._validation: list[tuple[str | None, str]] | None = None
 
-    def batch(self) -> list[str]:
+    def batch(self) -> list[BatchPart]:
         if self._batch is None:
             self._batch = _batch_frames(self.event["session_id"], self.event["lines"])
         return self._batch

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sessions.live import Decimator, Subscription, SubscriptionError
+from sessions.live import BatchPart, Decimator, Subscription, SubscriptionError
 
 T0 = 1_700_000_000.0
 
@@ -36,8 +36,9 @@ def result(sensor: str, status: str = "warning") -> dict:
             "status": status, "message": "high", "count": 1, "peak": 70.0, "open": True}
 
 
-def decoded(frames: list[str]) -> list[dict]:
-    return [json.loads(frame) for frame in frames]
+def decoded(frames) -> list[dict]:
+    """The frames as a client gets them, each batch part framed on its own (as when it keeps up)."""
+    return [json.loads(frame.frame() if isinstance(frame, BatchPart) else frame) for frame in frames]
 
 
 # --- Subscription.parse ------------------------------------------------------------------------

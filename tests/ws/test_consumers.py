@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from sessions import broadcast, consumers, presence
+from sessions.live import BatchPart
 from sessions.models import RecordingSession
 from sessions.pipeline import readings_record
 from sessions.services import session_stop
@@ -628,3 +629,48 @@ async def test_outbox_bounds_the_bytes_a_stalled_batch_client_holds(monkeypatch)
     # 3 frames of ~3 KB fit in 10 KB: the 7 oldest went, and the client was told.
     assert json.loads(client.sent[0]) == {"type": "lag", "data": {"dropped": 7}}
     assert client.sent[1:] == big[7:]
+
+
+async def test_outbox_joins_the_batch_parts_a_stalled_client_missed_into_one_frame_per_session_run():
+    client = FakeClient()
+    client.stalled = True
+    outbox = consumers.Outbox(client.send, client.unsent_bytes)
+    a1, a2, a3 = BatchPart(1, '{"seq":1}'), BatchPart(1, '{"seq":2},{"seq":3}'), BatchPart(1, '{"seq":5}')
+    b1 = BatchPart(2, '{"seq":1}')
+    alert = '{"type":"validation","data":{"id":9}}'
+    try:
+        outbox.put([a1])
+        outbox.put([a2, alert])
+        outbox.put([b1])
+        outbox.put([a3])
+        await asyncio.sleep(0.1)
+        client.stalled = False
+        await wait_for_sent(client, 4)
+        await asyncio.sleep(0.05)
+    finally:
+        outbox.close()
+
+    assert [json.loads(text) for text in client.sent] == [
+        {"type": "sensor_data_batch", "session_id": 1, "data": [{"seq": 1}, {"seq": 2}, {"seq": 3}]},
+        {"type": "validation", "data": {"id": 9}},
+        {"type": "sensor_data_batch", "session_id": 2, "data": [{"seq": 1}]},
+        {"type": "sensor_data_batch", "session_id": 1, "data": [{"seq": 5}]},
+    ]
+
+
+async def test_outbox_joins_batch_parts_only_up_to_the_frame_size_a_client_accepts(monkeypatch):
+    monkeypatch.setattr(consumers, "JOIN_BYTES", 25)
+    client = FakeClient()
+    client.stalled = True
+    outbox = consumers.Outbox(client.send, client.unsent_bytes)
+    parts = [BatchPart(1, '{"seq":%d}' % i) for i in range(1, 6)]  # 9 bytes each
+    try:
+        outbox.put(parts)
+        await asyncio.sleep(0.1)
+        client.stalled = False
+        await wait_for_sent(client, 3)
+        await asyncio.sleep(0.05)
+    finally:
+        outbox.close()
+
+    assert [[r["seq"] for r in json.loads(text)["data"]] for text in client.sent] == [[1, 2], [3, 4], [5]]
