@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from robotest_site.daphne_flow import EXTENSION
+from robotest_site.daphne_flow import EXTENSION, SEND
 from robotest_site.ws_access import REJECTION
 
 from . import presence
@@ -51,7 +51,8 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
             await self.close(code=code)
             return
         self.subscription = Subscription()
-        self.outbox = Outbox(self.send, self.scope.get("extensions", {}).get(EXTENSION))
+        extensions = self.scope.get("extensions", {})
+        self.outbox = Outbox(_direct_send(extensions.get(SEND)) or self.send, extensions.get(EXTENSION))
         # Events reach consumers through this process's hub, not a layer channel each (hub.py).
         self.hub = hub_for(get_channel_layer())
         await self.hub.join(self)
@@ -119,6 +120,17 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
     def live_gap(self, session_id: int, frame: str) -> None:
         if self.subscription.wants(session_id):
             self.outbox.put([frame])
+
+
+def _direct_send(send):
+    """daphne's own send for this connection (daphne_flow), as `send(text_data=…)`; None elsewhere."""
+    if send is None:
+        return None
+
+    async def send_text(text_data: str) -> None:
+        await send({"type": "websocket.send", "text": text_data})
+
+    return send_text
 
 
 class Outbox:
