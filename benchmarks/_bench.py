@@ -139,3 +139,15 @@ def clear_readings() -> None:
             cursor.execute(f"DELETE FROM {Reading._meta.db_table}")
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     connection.close()
+
+
+def stop_server(server) -> None:
+    """SIGTERM a server process started by a benchmark; kill it after 10 s."""
+    import signal
+    import subprocess
+
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()

@@ -21,7 +21,6 @@ Starts a real `daphne` on a free port and, for each session and repetition:
 
 import argparse
 import json
-import signal
 import socket
 import subprocess
 import sys
@@ -102,11 +101,7 @@ def main() -> None:
                 flush=True,
             )
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _bench.stop_server(server)
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": facts, "args": vars(args), "results": results}, indent=2))
 

@@ -19,9 +19,7 @@ Medians of --repeat requests, after one warm-up each.
 
 import argparse
 import json
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -68,11 +66,7 @@ def main() -> None:
             results["explain"] = _explain(sessions["bench-1m"])
             results["aggregates"] = _aggregates(http, base, args.database_url, sessions["bench-1m"], args.repeat)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _bench.stop_server(server)
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": facts, "results": results}, indent=2, default=str))
 
