@@ -268,3 +268,47 @@ def test_readings_are_public_with_robotest_public_read(anon_client, recorded, se
 
     assert len(anon_client.get(READINGS).json()) == 11
     assert len(anon_client.get(f"/api/v1/sessions/{recorded}/readings/").json()) == 11
+
+
+def test_paging_100000_readings_returns_each_once_in_order_while_another_session_records(
+    staff_client, ingest, bench_session, start
+):
+    # Session A: 100,000 readings, two sensors sharing each instant, in batches of 10,000.
+    for first in range(0, 50_000, 5_000):
+        batch = []
+        for i in range(first, first + 5_000):
+            batch.append({"sensor": "fz", "timestamp": T0 + i * 0.001, "value": float(i)})
+            batch.append({"sensor": "temp", "timestamp": T0 + i * 0.001, "value": i})
+        assert ingest(bench_session, batch).status_code == 201
+    from sensors.models import Rig
+    from sensors.services import rig_create
+
+    rig_create(name="bench-2", source=Rig.Source.EXTERNAL, sensors=[{"name": "fz", "sensor_type": "force"}])
+    other = start("bench-2")["session_id"]
+
+    rows = []
+    response = staff_client.get(f"/api/v1/sessions/{bench_session}/readings/", {"limit": 5000})
+    page = 0
+    while True:
+        assert response.status_code == 200
+        rows.extend(response.json())
+        # Between pages: the other session records readings at A's instants, and A itself gets a
+        # few later ones, ahead of the pager.
+        spread = [{"sensor": "fz", "timestamp": T0 + (page * 2_500 + k) * 0.001, "value": -1.0} for k in range(1000)]
+        assert ingest(other, spread).status_code == 201
+        if page < 3:
+            late = [{"sensor": "fz", "timestamp": T0 + 60 + page + k * 0.1, "value": -2.0} for k in range(5)]
+            assert ingest(bench_session, late).status_code == 201
+        page += 1
+        link = next_link(response)
+        if link is None:
+            break
+        response = staff_client.get(link)
+
+    assert {r["session_id"] for r in rows} == {bench_session}
+    original = [r for r in rows if r["value"] != -2.0]
+    assert len(original) == 100_000
+    assert sorted(r["seq"] for r in original) == list(range(1, 100_001))
+    assert [r["timestamp"] for r in rows] == sorted(r["timestamp"] for r in rows)
+    # The readings stored ahead of the pager while it paged were reached too, once each, last.
+    assert [r["value"] for r in rows[100_000:]] == [-2.0] * 15
