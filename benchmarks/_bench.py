@@ -151,3 +151,52 @@ def stop_server(server) -> None:
         server.wait(timeout=10)
     except subprocess.TimeoutExpired:
         server.kill()
+
+
+def staff_token(username: str) -> str:
+    """The DRF token of staff user `username`, made the first time (Django set up by `configure`)."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    user, _ = get_user_model().objects.get_or_create(username=username, defaults={"is_staff": True})
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_daphne(url: str, port: int, *, variant: str = "as-is", redis_url: str = REDIS_URL):
+    """`daphne robotest_site.asgi:application` (or a benchmarks/variants.py variant) on `port`: (process, log path)."""
+    import tempfile
+
+    log = Path(tempfile.gettempdir()) / f"bench_daphne_{port}.log"
+    env = bench_env(url, redis_url)
+    app = "robotest_site.asgi:application"
+    if variant != "as-is":
+        env["BENCH_VARIANT"] = variant
+        env["PYTHONPATH"] = f"{ROOT}:{Path(__file__).resolve().parent}"
+        app = "asgi_variant:application"
+    server = subprocess.Popen(
+        [str(ROOT / ".venv/bin/daphne"), "-b", "127.0.0.1", "-p", str(port), app],
+        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+    return server, log
+
+
+def wait_ready(base: str) -> None:
+    """Wait up to 30 s for a started server to answer `/health`."""
+    import requests
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{base}/health", timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise SystemExit("daphne did not answer within 30 s: see its log")

@@ -21,10 +21,7 @@ Starts a real `daphne` on a free port and, for each session and repetition:
 
 import argparse
 import json
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -56,19 +53,14 @@ def main() -> None:
     facts = _bench.machine()
     print("machine:", json.dumps(facts), flush=True)
     sessions = _sessions(args)
-    token = _staff_token()
-    port = _free_port()
-    log = Path(tempfile.gettempdir()) / f"bench_export_daphne_{port}.log"
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "robotest_site.asgi:application"],
-        cwd=_bench.ROOT, env=_bench.bench_env(args.database_url, REDIS_URL), stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    token = _bench.staff_token("bench-export")
+    port = _bench.free_port()
+    server, log = _bench.start_daphne(args.database_url, port, redis_url=REDIS_URL)
     base = f"http://127.0.0.1:{port}"
     print(f"daphne pid={server.pid} on {base} (log {log}); sessions {sessions}", flush=True)
     results = []
     try:
-        _wait_ready(base)
+        _bench.wait_ready(base)
         print(f"daphne RSS at rest: {_status(server.pid)['VmRSS'] / 1024:.1f} MB", flush=True)
         for name, session_id in sessions.items():
             for rep in range(args.repeat):
@@ -181,16 +173,6 @@ def _fill(name: str, size: int) -> int:
     return session.pk
 
 
-def _staff_token() -> str:
-    from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
-
-    user = get_user_model().objects.filter(username="bench-export").first()
-    if user is None:
-        user = get_user_model().objects.create_user("bench-export", password="bench-password", is_staff=True)
-    return Token.objects.get_or_create(user=user)[0].key
-
-
 def _copy_rows(sql: str, params: dict | None = None) -> tuple[int, float]:
     """Lines and seconds of a COPY TO STDOUT read with psycopg, on a fresh connection."""
     import psycopg
@@ -289,25 +271,6 @@ def _others(base: str, token: str, sessions: dict[str, int], pid: int, kinds: li
                 f"peak={row['rss_peak_mb']:.1f} MB (+{row['rss_peak_mb'] - row['rss_before_mb']:.1f})",
                 flush=True,
             )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_ready(base: str) -> None:
-    import requests
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{base}/health", timeout=2)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise SystemExit("daphne did not answer within 30 s: see its log")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ prints a summary (benchmarks/profile_summary.py).
 import argparse
 import json
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,15 +50,15 @@ def main() -> None:
     _bench.configure(url, fresh=True)
     facts = _bench.machine()
     print("machine:", json.dumps(facts))
-    token = _staff_token()
-    port = _free_port()
-    server, log = _start_daphne(url, port, args.variant)
+    token = _bench.staff_token("bench")
+    port = _bench.free_port()
+    server, log = _bench.start_daphne(url, port, variant=args.variant)
     base = f"http://127.0.0.1:{port}"
     print(f"daphne pid={server.pid} on {base} (log {log}) variant={args.variant} sensors={args.sensors} "
           f"batch={args.batch} batches/client={args.batches}", flush=True)
     results = []
     try:
-        _wait_ready(base)
+        _bench.wait_ready(base)
         profiled = False
         for rep in range(args.repeat):
             for clients in [int(c) for c in args.clients.split(",")]:
@@ -88,48 +87,6 @@ def main() -> None:
         _bench.stop_server(server)
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": facts, "args": vars(args), "results": results}, indent=2))
-
-
-def _staff_token() -> str:
-    from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
-
-    user = get_user_model().objects.create_user("bench", password="bench-password", is_staff=True)
-    return Token.objects.create(user=user).key
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_daphne(url: str, port: int, variant: str):
-    log = Path(tempfile.gettempdir()) / f"bench_daphne_{port}.log"
-    env = _bench.bench_env(url)
-    app = "robotest_site.asgi:application"
-    if variant != "as-is":
-        env["BENCH_VARIANT"] = variant
-        env["PYTHONPATH"] = f"{_bench.ROOT}:{Path(__file__).resolve().parent}"
-        app = "asgi_variant:application"
-    server = subprocess.Popen(
-        [str(_bench.ROOT / ".venv/bin/daphne"), "-b", "127.0.0.1", "-p", str(port), app],
-        cwd=_bench.ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )
-    return server, log
-
-
-def _wait_ready(base: str) -> None:
-    import requests
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{base}/health", timeout=2)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise SystemExit("daphne did not answer within 30 s: see its log")
 
 
 def _bodies(sensors: list[str], batches: int, batch: int, t0: float, seed: str) -> list[bytes]:

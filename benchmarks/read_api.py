@@ -27,7 +27,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bench
-from ingest_http import _free_port, _start_daphne, _wait_ready
 from read_dataset import DEFAULT_URL, ensure_dataset
 
 RAW_SQL = (
@@ -50,14 +49,14 @@ def main() -> None:
     sessions = ensure_dataset(args.database_url)
     facts = _bench.machine()
     print("machine:", json.dumps(facts))
-    token = _staff_token()
-    port = _free_port()
-    server, log = _start_daphne(args.database_url, port, "as-is")
+    token = _bench.staff_token("bench-reader")
+    port = _bench.free_port()
+    server, log = _bench.start_daphne(args.database_url, port)
     base = f"http://127.0.0.1:{port}"
     print(f"daphne pid={server.pid} on {base} (log {log}); session bench-1m = {sessions['bench-1m']}", flush=True)
     results = {}
     try:
-        _wait_ready(base)
+        _bench.wait_ready(base)
         import requests
 
         with requests.Session() as http:
@@ -69,14 +68,6 @@ def main() -> None:
         _bench.stop_server(server)
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": facts, "results": results}, indent=2, default=str))
-
-
-def _staff_token() -> str:
-    from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
-
-    user, _ = get_user_model().objects.get_or_create(username="bench-reader", defaults={"is_staff": True})
-    return Token.objects.get_or_create(user=user)[0].key
 
 
 def _timed(http, url: str, params: dict, repeat: int) -> tuple[float, object]:

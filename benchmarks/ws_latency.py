@@ -430,8 +430,6 @@ def _env(settings: str, rates: tuple) -> dict[str, str]:
 
 
 def _run_scenario(name: str, scenario: dict, args, token: str) -> list[dict]:
-    from ingest_http import _free_port, _wait_ready
-
     from sessions.selectors import engine_alive
 
     _bench._flush_redis(REDIS_URL)
@@ -439,7 +437,7 @@ def _run_scenario(name: str, scenario: dict, args, token: str) -> list[dict]:
     env.update(item.split("=", 1) for item in args.env)
     servers = []
     for i in range(args.daphnes):
-        port = _free_port()
+        port = _bench.free_port()
         log = LOG_DIR / f"wsbench_daphne_{name}_{i}.log"
         proc = subprocess.Popen(
             [str(_bench.ROOT / ".venv/bin/daphne"), "-b", "127.0.0.1", "-p", str(port), "robotest_site.asgi:application"],
@@ -463,7 +461,7 @@ def _run_scenario(name: str, scenario: dict, args, token: str) -> list[dict]:
     reps = []
     try:
         for server in servers:
-            _wait_ready(f"http://127.0.0.1:{server['port']}")
+            _bench.wait_ready(f"http://127.0.0.1:{server['port']}")
         deadline = time.monotonic() + 30
         while not engine_alive():
             if time.monotonic() > deadline or sim.poll() is not None:
