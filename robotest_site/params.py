@@ -17,13 +17,6 @@ def bad(name: str, message: str) -> ValidationError:
     return ValidationError({name: [message]})
 
 
-def check_text(params, *names: str) -> None:
-    """A 400 naming the first of these text parameters that holds a NUL: PostgreSQL cannot compare with it."""
-    for name in names:
-        if "\x00" in (params.get(name) or ""):
-            raise bad(name, "must not contain NUL (\\x00) characters")
-
-
 def integer(params, name: str, *, default: int | None, minimum: int, maximum: int) -> int | None:
     raw = params.get(name)
     if raw in (None, ""):

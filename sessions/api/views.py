@@ -155,7 +155,6 @@ class SessionStatusView(APIView):
         },
     )
     def get(self, request):
-        params.check_text(request.query_params, "rig")
         rig = _rig(request.query_params.get("rig") or "sim")
         return Response(selectors.recording_status(rig=rig))
 
@@ -184,7 +183,6 @@ def readings_response(request, *, session_id: int | None) -> Response:
     from django.conf import settings
 
     query = request.query_params
-    params.check_text(query, "sensor", "sensor_type")
     session = None
     if session_id is None and query.get("session") not in (None, ""):
         session_id = params.integer(query, "session", default=None, minimum=1, maximum=2**63 - 1)
