@@ -1,6 +1,5 @@
 """`GET /api/v1/sensors/readings/aggregated`: time-bucketed count, average, min and max of readings."""
 
-import math
 import time
 
 from drf_spectacular.types import OpenApiTypes
@@ -12,10 +11,12 @@ from rest_framework.views import APIView
 
 from robotest_site import params
 from robotest_site.errors import error_responses
-from sensors.models import Rig, Sensor
+from sensors.models import Sensor
 from sessions import aggregates
 from sessions.db import FIELD_NAME
 from sessions.models import RecordingSession
+
+from .lookups import rig_or_404, session_param
 
 US = aggregates.US
 MAX_POINTS = 10_000
@@ -92,7 +93,7 @@ class AggregatedReadingsView(APIView):
     )
     def get(self, request):
         query = request.query_params
-        session = _session(query)
+        session = session_param(query)
         sensor_ids, label, sensor_type = _sensors(query, session)
         field = query.get("field") or ""
         if field and not FIELD_NAME.match(field):
@@ -140,16 +141,6 @@ class AggregatedReadingsView(APIView):
         )
 
 
-def _session(query) -> RecordingSession | None:
-    session_id = params.integer(query, "session", default=None, minimum=1, maximum=2**63 - 1)
-    if session_id is None:
-        return None
-    session = RecordingSession.objects.select_related("rig").filter(pk=session_id).first()
-    if session is None:
-        raise NotFound(f"no session {session_id}")
-    return session
-
-
 def _sensors(query, session: RecordingSession | None) -> tuple[list[int], str, str | None]:
     """The sensors to aggregate, how to name them in a message, and their type."""
     name, sensor_type = query.get("sensor") or None, query.get("sensor_type") or None
@@ -158,9 +149,7 @@ def _sensors(query, session: RecordingSession | None) -> tuple[list[int], str, s
     sensors = Sensor.objects.all()
     rig_name = query.get("rig") or None
     if rig_name:
-        rig = Rig.objects.filter(name=rig_name).first()
-        if rig is None:
-            raise NotFound(f"no rig named {rig_name!r}")
+        rig = rig_or_404(rig_name)
         if session is not None and session.rig_id != rig.pk:
             raise params.bad("rig", f"session {session.pk} records rig {session.rig.name!r}, not {rig_name!r}")
         sensors = sensors.filter(rig=rig)

@@ -4,22 +4,14 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework.exceptions import NotFound
 from rest_framework.views import APIView
 
 from robotest_site.negotiation import DownloadNegotiation
 
-from .schema import download_responses
-
 from sessions import exports
-from sessions.models import RecordingSession
 
-
-def _session(session_id: int) -> RecordingSession:
-    session = RecordingSession.objects.select_related("rig", "operator").filter(pk=session_id).first()
-    if session is None:
-        raise NotFound(f"no session {session_id}")
-    return session
+from .lookups import session_or_404
+from .schema import download_responses
 
 
 def _download(stream, content_type: str, filename: str) -> StreamingHttpResponse:
@@ -43,7 +35,7 @@ class SessionRecordExportView(APIView):
         ),
     )
     def get(self, request, session_id: int):
-        session = _session(session_id)
+        session = session_or_404(session_id)
         links = {
             name: request.build_absolute_uri(reverse(f"session-export-{name}-one", args=[session.pk]))
             for name in ("csv", "mcap")
@@ -66,5 +58,5 @@ class SessionMcapExportView(APIView):
         ),
     )
     def get(self, request, session_id: int):
-        session = _session(session_id)
+        session = session_or_404(session_id)
         return _download(exports.mcap_stream(session), "application/x-mcap", exports.export_filename(session, "mcap"))

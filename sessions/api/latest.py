@@ -4,15 +4,14 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from robotest_site import params
 from robotest_site.errors import error_responses
-from sensors.models import Rig
 from sessions import selectors
-from sessions.models import RecordingSession
+
+from .lookups import rig_or_404, session_param
 
 # A reading as /api/v1/sensors/readings gives it; null for a sensor without one yet.
 _READING = inline_serializer(
@@ -55,19 +54,13 @@ class LatestReadingsView(APIView):
     )
     def get(self, request):
         query = request.query_params
-        session_id = params.integer(query, "session", default=None, minimum=1, maximum=2**63 - 1)
-        if session_id is not None:
-            session = RecordingSession.objects.select_related("rig").filter(pk=session_id).first()
-            if session is None:
-                raise NotFound(f"no session {session_id}")
+        session = session_param(query)
+        if session is not None:
             if query.get("rig") and query["rig"] != session.rig.name:
-                raise params.bad("rig", f"session {session_id} records rig {session.rig.name!r}, not {query['rig']!r}")
+                raise params.bad("rig", f"session {session.pk} records rig {session.rig.name!r}, not {query['rig']!r}")
             rig = session.rig
         else:
-            name = query.get("rig") or "sim"
-            rig = Rig.objects.filter(name=name).first()
-            if rig is None:
-                raise NotFound(f"no rig named {name!r}")
+            rig = rig_or_404(query.get("rig") or "sim")
             session = selectors.latest_session(rig=rig)
         if session is None:
             latest = dict.fromkeys(rig.sensors.order_by("name").values_list("name", flat=True))

@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 
 from django.db import transaction
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -24,6 +24,8 @@ from sessions.pipeline import SessionNotRecording, SessionRecorder, readings_rec
 
 from . import schema as api_schema
 from .filters import SessionFilter
+from .lookups import rig_or_404
+from .lookups import session_or_404
 from .serializers import (
     RecordingSessionDetailSerializer,
     RecordingSessionSerializer,
@@ -35,13 +37,6 @@ from .serializers import (
 
 def _conflict(message: str) -> Response:
     return Response({"detail": message}, status=status.HTTP_400_BAD_REQUEST)
-
-
-def _rig(name: str) -> Rig:
-    rig = Rig.objects.filter(name=name).first()
-    if rig is None:
-        raise NotFound(f"no rig named {name!r}")
-    return rig
 
 
 class SessionStartView(APIView):
@@ -61,7 +56,7 @@ class SessionStartView(APIView):
         serializer = SessionStartSerializer(data=request.data or {})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        rig = _rig(data["rig"])
+        rig = rig_or_404(data["rig"])
         try:
             session = services.session_start(
                 rig=rig, name=data["name"], description=data["description"], user=request.user
@@ -104,9 +99,7 @@ class SessionStopView(APIView):
             if session is None:
                 return _conflict("nothing is recording on rig 'sim'")
         else:
-            session = RecordingSession.objects.select_related("rig").filter(pk=session_id).first()
-            if session is None:
-                raise NotFound(f"no session {session_id}")
+            session = session_or_404(session_id)
         try:
             session = services.session_stop(session=session)
         except services.SessionConflict as exc:
@@ -130,7 +123,7 @@ class SessionResetView(APIView):
     def post(self, request):
         serializer = SessionResetSerializer(data=request.data or {})
         serializer.is_valid(raise_exception=True)
-        rig = _rig(serializer.validated_data["rig"])
+        rig = rig_or_404(serializer.validated_data["rig"])
         session = services.session_reset(rig=rig)
         return Response(
             {
@@ -155,7 +148,7 @@ class SessionStatusView(APIView):
         },
     )
     def get(self, request):
-        rig = _rig(request.query_params.get("rig") or "sim")
+        rig = rig_or_404(request.query_params.get("rig") or "sim")
         return Response(selectors.recording_status(rig=rig))
 
 
@@ -187,9 +180,7 @@ def readings_response(request, *, session_id: int | None) -> Response:
     if session_id is None and query.get("session") not in (None, ""):
         session_id = params.integer(query, "session", default=None, minimum=1, maximum=2**63 - 1)
     if session_id is not None:
-        session = RecordingSession.objects.filter(pk=session_id).first()
-        if session is None:
-            raise NotFound(f"no session {session_id}")
+        session = session_or_404(session_id)
     sensor_ids = None
     sensors = Sensor.objects.all()
     if session is not None:
@@ -258,15 +249,12 @@ class SessionCsvExportView(APIView):
     def get(self, request, session_id: int | None = None):
         if session_id is None:
             session_id = params.integer(request.query_params, "session", default=None, minimum=1, maximum=2**63 - 1)
-        sessions = RecordingSession.objects.select_related("rig")
         if session_id is None:
-            session = sessions.order_by("-started_at", "-id").first()
+            session = RecordingSession.objects.select_related("rig").order_by("-started_at", "-id").first()
             if session is None:
                 raise NotFound("there is no session to export yet: start one first")
         else:
-            session = sessions.filter(pk=session_id).first()
-            if session is None:
-                raise NotFound(f"no session {session_id}")
+            session = session_or_404(session_id)
         layout = request.query_params.get("layout", "long")
         if layout not in exports.LAYOUTS:
             raise params.bad("layout", f"must be one of {', '.join(exports.LAYOUTS)}, not {layout!r}")
@@ -387,9 +375,7 @@ def _forget_recorder(session_id: int) -> None:
 
 
 def _ingest(request, session_id: int) -> Response:
-    session = RecordingSession.objects.select_related("rig").filter(pk=session_id).first()
-    if session is None:
-        raise NotFound(f"no session {session_id}")
+    session = session_or_404(session_id)
     if session.rig.source != Rig.Source.EXTERNAL:
         return Response(
             {"detail": f"session {session_id} records simulated rig '{session.rig.name}': only external rigs take readings"},
