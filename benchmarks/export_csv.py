@@ -130,8 +130,8 @@ def _fill(name: str, size: int) -> int:
 
     from sensors.models import Rig
     from sensors.services import rig_create
-    from sessions import storage
     from sessions.models import RecordingSession
+    from sessions.recording import storage
 
     rig = Rig.objects.filter(name=RIG).first() or rig_create(
         name=RIG,

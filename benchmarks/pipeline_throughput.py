@@ -261,8 +261,8 @@ def _pregenerate(sims, t0: float, seconds: float, batch: int, per_second: float)
 async def _run_pipeline(session_id: int, items_batches, layer, args) -> dict:
     from django.db import connection
 
-    from sessions import broadcast
-    from sessions.pipeline import SessionRecorder, readings_record
+    from sessions.live import events as broadcast
+    from sessions.recording.pipeline import SessionRecorder, readings_record
 
     await _subscribe(layer, broadcast.session_group(session_id), args.subscribers)
     recorder = SessionRecorder(session_id)
@@ -324,7 +324,7 @@ class _Steps:
     def install(self) -> None:
         from django.db.backends.base.base import BaseDatabaseWrapper
 
-        from sessions import pipeline, storage
+        from sessions.recording import pipeline, storage
 
         self._patch(pipeline, "_take_positions", "take_positions")
         self._patch(storage, "readings_write", "readings_write")
@@ -430,7 +430,7 @@ class CountingLayer:
     """
 
     def __init__(self, inner) -> None:
-        from sessions import broadcast
+        from sessions.live import events as broadcast
 
         self.inner = inner
         self.batches: list[tuple[float, int, float]] = []
@@ -442,7 +442,7 @@ class CountingLayer:
         return getattr(self.inner, name)
 
     async def group_send(self, group, message):
-        from sessions import broadcast
+        from sessions.live import events as broadcast
 
         # Events carry "readings" (dicts) or, since 16ee18a, "lines" (each reading's JSON text).
         readings = message.get("readings") or message.get("lines") if message.get("type") == "sensor.batch" else None
@@ -494,9 +494,9 @@ def engine_mode(args) -> list[dict]:
 async def _run_engine(session_id: int, n: int, args) -> dict:
     from channels.layers import channel_layers
 
-    from sessions import broadcast
     from sessions import engine as engine_module
     from sessions.engine import Engine
+    from sessions.live import events as broadcast
 
     # A layer of its own per event loop: channels_redis binds its receive lock to the first loop
     # that receives, and each N runs on a new loop (asyncio.run).

@@ -124,9 +124,9 @@ def _explain(session_id: int) -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from robotest_site.params import timestamp
+    from robotest_site.api.params import timestamp
     from sessions.models import RecordingSession
-    from sessions.selectors import readings_list
+    from sessions.reads.readings import readings_list
 
     total = RecordingSession.objects.get(pk=session_id).reading_count
     micros, pk = _cursor_at(session_id, total // 2).split(".")

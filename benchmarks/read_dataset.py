@@ -7,7 +7,7 @@ numbers) and `ft6` (force_torque, objects fx..tz). Completed sessions, one after
 - `bench-1m`: 1,000 s, 1,000,000 readings (a thousand one-second buckets over all of them);
 - `bench-100k`: 100 s, 100,000 readings;
 - `filler-1` … `filler-9`: the other 8,900,000.
-Readings go in by binary COPY (sessions.storage), their rollups by sessions.rollups.rollup_rebuild
+Readings go in by binary COPY (sessions.recording.storage), their rollups by sessions.recording.rollups.rollup_rebuild
 (the pipeline's sums, computed by the database), then ANALYZE. The database is dropped and rebuilt
 only when it does not hold a complete dataset (`bench-1m`'s description says so, written last).
 
@@ -86,8 +86,8 @@ def _fill() -> None:
     from sensors.models import Rig
     from sensors.services import rig_create
     from sessions.models import RecordingSession
-    from sessions.rollups import rollup_rebuild
-    from sessions.storage import readings_write
+    from sessions.recording.rollups import rollup_rebuild
+    from sessions.recording.storage import readings_write
 
     rig = rig_create(
         name=RIG, source=Rig.Source.EXTERNAL,

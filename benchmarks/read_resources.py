@@ -13,7 +13,7 @@ the median of `--repeat` requests of:
   the plan of one per-sensor query (EXPLAIN ANALYZE) is printed: it must be a backward index scan;
 * `GET /api/v1/sessions/{id}/` of the recording session: the first request (per-sensor statistics
   from one GROUP BY over all its readings, shown beside that GROUP BY run raw) and later ones (only
-  the readings stored since: sessions.stats), and of a completed one (statistics stored at stop);
+  the readings stored since: sessions.reads.stats), and of a completed one (statistics stored at stop);
 * `GET /api/v1/sessions/?rig=sim`, `/api/v1/results/?session=…&status=error`,
   `/api/v1/sensors/validation?session=…`, `/api/v1/sensors/validation`.
 
@@ -111,7 +111,7 @@ def fill(sessions: int, per_session: int, results: int) -> None:
                 [session.pk, sensors["force"], start, start, results],
             )
         if not last:
-            from sessions.selectors import sensor_stats
+            from sessions.reads.stats import sensor_stats
 
             RecordingSession.objects.filter(pk=session.pk).update(summary_stats=sensor_stats(session_id=session.pk))
         print(f"session {session.pk}: {per_session:,} readings ({time.perf_counter() - started:.0f} s)", flush=True)
@@ -204,8 +204,8 @@ def measure(repeat: int) -> None:
 def _stats_sql(session_id: int) -> tuple[str, list]:
     from django.db.models import Avg, Count, Max, Min
 
-    from sessions.db import JsonNumber
     from sessions.models import Reading
+    from sessions.recording.expressions import JsonNumber
 
     qs = (
         Reading.objects.filter(session_id=session_id).values("sensor_id")

@@ -36,8 +36,8 @@ def main() -> None:
     from django.db import connection, transaction
 
     from sensors.services import rig_create
-    from sessions import storage
     from sessions.models import ValidationResult
+    from sessions.recording import storage
     from sessions.services import session_start
 
     rig = rig_create(name="micro", sensors=[{"name": f"f{i:03d}", "sensor_type": "force"} for i in range(50)])

@@ -34,7 +34,7 @@ _original: dict = {}
 
 def use_switchable(name: str) -> None:
     """Put the application's functions back, then install `name` (one of SWITCHABLE)."""
-    from sessions import pipeline, rollups, storage
+    from sessions.recording import pipeline, rollups, storage
 
     for owner, attr in (
         (pipeline, "results_save"), (storage, "results_insert"), (storage, "results_update"), (rollups, "rollup_rows")
@@ -79,17 +79,17 @@ def _install(name: str) -> None:
                 cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{constraint}"')
         return
     if name == "no-rollups":
-        from sessions import rollups
+        from sessions.recording import rollups
 
         rollups.rollup_rows = _no_rollups
         return
     if name == "results-copy":
-        from sessions import pipeline
+        from sessions.recording import pipeline
 
         pipeline.results_save = results_save_copy
         return
     if name == "results-binary":
-        from sessions import storage
+        from sessions.recording import storage
 
         if connection.vendor == "postgresql":
             storage.results_insert = results_insert_binary
@@ -106,8 +106,8 @@ def results_save_copy(*, recorder, episodes) -> list[dict]:
     import json
 
     from sessions.models import RecordingSession, ValidationResult
-    from sessions.pipeline import episode_json
-    from sessions.storage import from_unix
+    from sessions.recording.pipeline import episode_json
+    from sessions.recording.storage import from_unix
 
     if not episodes:
         return []
@@ -181,8 +181,8 @@ def results_insert_binary(session_id: int, rows) -> list[int]:
     """`storage.results_insert`'s statement and parameters, bound server-side in binary."""
     import psycopg
 
-    from sessions import storage
     from sessions.models import ValidationResult
+    from sessions.recording import storage
 
     if not rows:
         return []
@@ -203,8 +203,8 @@ def results_update_binary(rows) -> None:
     """`storage.results_update`'s statement and parameters, bound server-side in binary."""
     import psycopg
 
-    from sessions import storage
     from sessions.models import ValidationResult
+    from sessions.recording import storage
 
     if not rows:
         return
@@ -242,8 +242,8 @@ def check_equivalent(variant: str, *, batches: int = 12, batch: int = 5000, sens
 
     from sensors.services import rig_create
     from sensors.simulators import ForceSimulator
-    from sessions import pipeline
     from sessions.models import RecordingSession, ValidationResult
+    from sessions.recording import pipeline
     from sessions.services import session_start
 
     names = [f"f{i:03d}" for i in range(sensors)]

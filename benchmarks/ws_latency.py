@@ -430,7 +430,7 @@ def _env(settings: str, rates: tuple) -> dict[str, str]:
 
 
 def _run_scenario(name: str, scenario: dict, args, token: str) -> list[dict]:
-    from sessions.selectors import engine_alive
+    from sessions.reads.sessions import engine_alive
 
     _bench._flush_redis(REDIS_URL)
     env = _env(args.settings, scenario["rates"])
@@ -621,7 +621,7 @@ class LayerProbe(threading.Thread):
     async def _main(self) -> None:
         from channels_redis.core import RedisChannelLayer
 
-        from sessions import broadcast
+        from sessions.live import events as broadcast
 
         layer = RedisChannelLayer(hosts=[REDIS_URL], capacity=1000, expiry=10)
         channel = await layer.new_channel()

@@ -12,11 +12,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "robotest_site.settings.local")
 # Django must be set up before anything imports models (consumers, routing).
 django_asgi_app = get_asgi_application()
 
-from robotest_site import daphne_flow  # noqa: E402
-from robotest_site.ws_access import WebSocketAccess  # noqa: E402
-from sessions.consumers import SensorDataConsumer  # noqa: E402
+from sessions.live import flow  # noqa: E402
+from sessions.live.access import WebSocketAccess  # noqa: E402
+from sessions.live.consumers import SensorDataConsumer  # noqa: E402
 
-daphne_flow.install()
+flow.install()
 
 application = ProtocolTypeRouter(
     {

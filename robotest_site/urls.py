@@ -3,15 +3,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from robotest_site import views
 from sensors.api.rules import ValidationRuleViewSet
 from sensors.api.views import RigViewSet
-from sessions.api import export_views
-from sessions.api import views as session_views
-from sessions.api.latest import LatestReadingsView
-from sessions.api.results import ResultViewSet, ValidationView
+from sessions.api import exports, readings
+from sessions.api import sessions as session_views
 from sessions.api.aggregates import AggregatedReadingsView
-
-from . import views
+from sessions.api.results import ResultViewSet, ValidationView
 
 router = DefaultRouter()
 router.register("rigs", RigViewSet, basename="rig")
@@ -25,12 +23,12 @@ seed_paths = [
     path("sessions/stop", session_views.SessionStopView.as_view(), name="session-stop"),
     path("sessions/status", session_views.SessionStatusView.as_view(), name="session-status"),
     path("sessions/reset", session_views.SessionResetView.as_view(), name="session-reset"),
-    path("sessions/export/csv", session_views.SessionCsvExportView.as_view(), name="session-export-csv"),
-    path("sessions/<int:session_id>/export/csv", session_views.SessionCsvExportOneView.as_view(), name="session-export-csv-one"),
-    path("sessions/<int:session_id>/export/json", export_views.SessionRecordExportView.as_view(), name="session-export-json-one"),
-    path("sessions/<int:session_id>/export/mcap", export_views.SessionMcapExportView.as_view(), name="session-export-mcap-one"),
-    path("sensors/readings", session_views.ReadingsView.as_view(), name="readings"),
-    path("sensors/readings/latest", LatestReadingsView.as_view(), name="readings-latest"),
+    path("sessions/export/csv", exports.SessionCsvExportView.as_view(), name="session-export-csv"),
+    path("sessions/<int:session_id>/export/csv", exports.SessionCsvExportOneView.as_view(), name="session-export-csv-one"),
+    path("sessions/<int:session_id>/export/json", exports.SessionRecordExportView.as_view(), name="session-export-json-one"),
+    path("sessions/<int:session_id>/export/mcap", exports.SessionMcapExportView.as_view(), name="session-export-mcap-one"),
+    path("sensors/readings", readings.ReadingsView.as_view(), name="readings"),
+    path("sensors/readings/latest", readings.LatestReadingsView.as_view(), name="readings-latest"),
     path("sensors/validation", ValidationView.as_view(), name="validation"),
     path("sensors/readings/aggregated", AggregatedReadingsView.as_view(), name="readings-aggregated"),
     path("sensors/status", session_views.SensorsStatusView.as_view(), name="sensors-status"),

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
 from django.views.defaults import page_not_found
 
-from sessions import presence
+from sessions.live import presence
 from sessions.models import EngineHeartbeat, RecordingSession
 
 

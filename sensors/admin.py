@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Rig, Sensor, ValidationRule
+from sensors.models import Rig, Sensor, ValidationRule
 
 
 class SensorInline(admin.TabularInline):

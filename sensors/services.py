@@ -2,7 +2,7 @@
 
 from django.db import transaction
 
-from .models import Rig, Sensor
+from sensors.models import Rig, Sensor
 
 
 def rig_create(*, name: str, source: str = Rig.Source.EXTERNAL, description: str = "", sensors: list[dict]) -> Rig:

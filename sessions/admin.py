@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import EngineHeartbeat, Reading, RecordingSession, ValidationResult
+from sessions.models import EngineHeartbeat, Reading, RecordingSession, ValidationResult
 
 
 class ValidationResultInline(admin.TabularInline):

@@ -24,12 +24,11 @@ from django.utils import timezone
 
 from sensors.models import Rig, Sensor
 from sensors.simulators import has_simulator, rate_for, rng_for, simulator_for, start_index
-
-from . import broadcast
-from .models import EngineHeartbeat, Reading, RecordingSession
-from .pipeline import SessionNotRecording, SessionRecorder, readings_record
-from .selectors import session_summary
-from .services import session_complete
+from sessions.live import events
+from sessions.models import EngineHeartbeat, Reading, RecordingSession
+from sessions.reads.sessions import session_summary
+from sessions.recording.pipeline import SessionNotRecording, SessionRecorder, readings_record
+from sessions.services import session_complete
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +110,7 @@ class Engine:
         while True:
             try:
                 channel = await self.layer.new_channel()
-                await self.layer.group_add(broadcast.ENGINE_GROUP, channel)
+                await self.layer.group_add(events.ENGINE_GROUP, channel)
                 while True:
                     await self.layer.receive(channel)
                     self._wake.set()
@@ -248,13 +247,13 @@ class SessionRunner:
                 if self.closing:
                     continue
         if result.lines:
-            for event in broadcast.batch_events(result):
+            for event in events.batch_events(result):
                 self._emit(event)
 
     async def _complete(self) -> None:
         session = await self.engine.db(session_complete, session_id=self.session_id, publish=False)
         summary = await self.engine.db(session_summary, session)
-        self._emit(broadcast.status_event(summary))
+        self._emit(events.status_event(summary))
         await self._drain_events(timeout=1.0)
         self.finished = True
         logger.info("session %s completed: %s readings", self.session_id, session.reading_count)
@@ -283,7 +282,7 @@ class SessionRunner:
         layer = self.engine.layer
         while True:
             event = await self._events.get()
-            await broadcast.publish(layer, self.session_id, event)
+            await events.publish(layer, self.session_id, event)
             self._events.task_done()
 
     async def _drain_events(self, *, timeout: float) -> None:

@@ -1,4 +1,4 @@
-"""Writes of recording sessions: start, stop, complete, reset."""
+"""Writes of recording sessions: start, stop, complete, reset, a rig's pushed readings, an acknowledgement."""
 
 import logging
 import time
@@ -8,13 +8,15 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from sensors.models import Rig
+from sensors.models import Rig, Sensor
 from sensors.rules import rules_snapshot
 from sensors.simulators import has_simulator, rate_for
-
-from . import broadcast
-from .models import Reading, ReadingRollup, RecordingSession, ValidationResult
-from .selectors import engine_alive, sensor_stats, session_summary
+from sessions.live import events
+from sessions.models import Reading, ReadingRollup, RecordingSession, ValidationResult
+from sessions.reads.sessions import engine_alive, session_summary
+from sessions.reads.stats import sensor_stats
+from sessions.recording.ingest import batch_parse, batch_record, recorder_forget
+from sessions.recording.pipeline import RecordResult, SessionNotRecording
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +26,10 @@ STOP_WAIT_SECONDS = 15.0
 
 class SessionConflict(Exception):
     """The request does not fit the session's state (already recording, nothing recording)."""
+
+
+class IngestRefused(Exception):
+    """The session takes no pushed readings now: it records a simulated rig, or it does not record."""
 
 
 def session_start(
@@ -46,7 +52,7 @@ def session_start(
                 rules=rules_snapshot(rig=rig),
                 rates=rates,
             )
-            transaction.on_commit(broadcast.engine_wake)
+            transaction.on_commit(events.engine_wake)
             transaction.on_commit(partial(_publish_status, session.pk))
     except IntegrityError:
         raise SessionConflict(f"rig '{rig.name}' is already recording") from None
@@ -70,7 +76,7 @@ def session_stop(*, session: RecordingSession) -> RecordingSession:
     ).exists():
         raise SessionConflict(f"session {session.pk} is not recording")
     if session.rig.source == Rig.Source.SIMULATED and engine_alive():
-        broadcast.engine_wake()
+        events.engine_wake()
         deadline = time.monotonic() + STOP_WAIT_SECONDS
         next_check = time.monotonic() + 0.5
         while time.monotonic() < deadline:
@@ -130,9 +136,31 @@ def session_reset(*, rig: Rig) -> RecordingSession | None:
         session.reading_count = 0
         session.alert_count = 0
         session.save(update_fields=["status", "stopped_at", "reading_count", "alert_count"])
-        transaction.on_commit(broadcast.engine_wake)
+        transaction.on_commit(events.engine_wake)
         transaction.on_commit(partial(_publish_status, session.pk))
     return session
+
+
+def readings_ingest(*, session: RecordingSession, data: object) -> RecordResult:
+    """Check, validate and store one all-or-nothing batch of an external rig's readings, then publish it live.
+
+    BatchError (every bad item named) or IngestRefused: nothing was stored.
+    """
+    if session.rig.source != Rig.Source.EXTERNAL:
+        raise IngestRefused(
+            f"session {session.pk} records simulated rig '{session.rig.name}': only external rigs take readings"
+        )
+    if session.status != RecordingSession.Status.RECORDING:
+        recorder_forget(session.pk)
+        raise IngestRefused(f"session {session.pk} is {session.status}, not recording")
+    sensors = dict(Sensor.objects.filter(rig_id=session.rig_id).values_list("name", "id"))
+    items = batch_parse(data, sensors=sensors)
+    try:
+        result = batch_record(session_id=session.pk, items=items)
+    except SessionNotRecording:
+        raise IngestRefused(f"session {session.pk} stopped recording; nothing was stored") from None
+    events.publish_sync(session.pk, *events.batch_events(result))
+    return result
 
 
 def _verdict(session_id: int, stats: dict[str, dict]) -> str:
@@ -148,4 +176,4 @@ def _verdict(session_id: int, stats: dict[str, dict]) -> str:
 
 def _publish_status(session_id: int) -> None:
     session = RecordingSession.objects.select_related("rig").get(pk=session_id)
-    broadcast.publish_sync(session_id, broadcast.status_event(session_summary(session)))
+    events.publish_sync(session_id, events.status_event(session_summary(session)))

@@ -9,8 +9,8 @@ from channels.layers import get_channel_layer
 from django.db import connection
 
 from sensors.models import Rig
-from sessions import broadcast
 from sessions.engine import Engine
+from sessions.live import events as broadcast
 from sessions.models import EngineHeartbeat, Reading, RecordingSession
 from sessions.services import session_start, session_stop
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sessions.live import BatchPart, Decimator, Subscription, SubscriptionError
+from sessions.live.frames import BatchPart, Decimator, Subscription, SubscriptionError
 
 T0 = 1_700_000_000.0
 

@@ -1,4 +1,4 @@
-"""`sessions.pipeline.readings_record`: numbering, storage, validation episodes, recorder state."""
+"""`sessions.recording.pipeline.readings_record`: numbering, storage, validation episodes, recorder state."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 from sensors.models import Rig, ValidationRule
 from sensors.services import rig_create
 from sessions.models import Reading, RecordingSession, ValidationResult
-from sessions.pipeline import SessionNotRecording, SessionRecorder, readings_record
+from sessions.recording.pipeline import SessionNotRecording, SessionRecorder, readings_record
 from sessions.services import session_complete, session_start
 
 T0 = 1_700_000_000.0
@@ -291,7 +291,7 @@ def test_ingest_into_a_stopping_session_is_refused_and_stores_nothing(session):
 
 
 def test_a_large_batch_is_published_as_several_events_in_sequence_order(session):
-    from sessions import broadcast
+    from sessions.live import events as broadcast
 
     result = record(SessionRecorder(session.pk), items("fz", [1.0] * 4500, step=0.001))
     events = broadcast.batch_events(result)

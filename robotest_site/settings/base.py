@@ -88,7 +88,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "robotest_site.middleware.api_query_text",
+    "robotest_site.api.middleware.api_query_text",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -139,19 +139,19 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["robotest_site.permissions.ReadPublicOrAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["robotest_site.api.permissions.ReadPublicOrAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "EXCEPTION_HANDLER": "robotest_site.errors.exception_handler",
+    "EXCEPTION_HANDLER": "robotest_site.api.errors.exception_handler",
     # Every resource list (rigs, sessions, rules, results) pages the same way and filters with
     # django-filter; the seed's paths are plain APIViews and keep their plain lists.
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "robotest_site.filters.StrictOrderingFilter",
+        "robotest_site.api.filters.StrictOrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "robotest_site.pagination.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "robotest_site.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -2,8 +2,8 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import *  # noqa: F401,F403
-from .base import DATABASES, REDIS_URL
+from robotest_site.settings.base import *  # noqa: F401,F403
+from robotest_site.settings.base import DATABASES, REDIS_URL
 
 if not REDIS_URL:
     raise ImproperlyConfigured(

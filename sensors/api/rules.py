@@ -4,12 +4,11 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 
-from robotest_site.errors import error_responses
-from robotest_site.filters import BooleanFilter, IdFilter, existing
-from robotest_site.permissions import IsStaffOrReadOnly
+from robotest_site.api.errors import error_responses
+from robotest_site.api.filters import BooleanFilter, IdFilter, existing
+from robotest_site.api.permissions import IsStaffOrReadOnly
+from sensors.api.serializers import ValidationRuleSerializer
 from sensors.models import Sensor, ValidationRule
-
-from .serializers import ValidationRuleSerializer
 
 
 class RuleFilter(filters.FilterSet):

@@ -43,7 +43,7 @@ class RigSerializer(serializers.ModelSerializer):
 
 
 _BOUNDS = ("warning_low", "warning_high", "error_low", "error_high")
-# What an object value's field may be called: the same names the aggregates accept (sessions.db).
+# What an object value's field may be called: the same names the aggregates accept (sessions.recording.expressions).
 _FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
 

@@ -5,13 +5,12 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from robotest_site import openapi
-from robotest_site.errors import error_responses
-from robotest_site.permissions import IsStaffOrReadOnly
+from robotest_site.api import openapi
+from robotest_site.api.errors import error_responses
+from robotest_site.api.permissions import IsStaffOrReadOnly
+from sensors.api.serializers import RigSerializer, SensorSerializer
 from sensors.models import Rig, Sensor
 from sensors.services import rig_create
-
-from .serializers import RigSerializer, SensorSerializer
 
 
 class SensorFilter(filters.FilterSet):

@@ -9,14 +9,13 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from robotest_site import params
-from robotest_site.errors import error_responses
+from robotest_site.api import params
+from robotest_site.api.errors import error_responses
 from sensors.models import Sensor
-from sessions import aggregates
-from sessions.db import FIELD_NAME
+from sessions.api.lookups import rig_or_404, session_param
 from sessions.models import RecordingSession
-
-from .lookups import rig_or_404, session_param
+from sessions.reads import aggregates
+from sessions.recording.expressions import FIELD_NAME
 
 US = aggregates.US
 MAX_POINTS = 10_000

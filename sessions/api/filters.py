@@ -2,8 +2,8 @@
 
 from django_filters import rest_framework as filters
 
-from robotest_site import params
-from robotest_site.filters import TimeFilter, existing
+from robotest_site.api import params
+from robotest_site.api.filters import TimeFilter, existing
 from sensors.models import Rig
 from sessions.models import RecordingSession
 

@@ -2,7 +2,7 @@
 
 from rest_framework.exceptions import NotFound
 
-from robotest_site import params
+from robotest_site.api import params
 from sensors.models import Rig
 from sessions.models import RecordingSession
 

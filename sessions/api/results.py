@@ -10,20 +10,19 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from robotest_site import params
-from robotest_site.errors import error_responses
-from robotest_site.filters import BooleanFilter, IdFilter, existing
-from robotest_site.permissions import ReadPublicOrAuthenticated
+from robotest_site.api import params
+from robotest_site.api.errors import error_responses
+from robotest_site.api.filters import BooleanFilter, IdFilter, existing
+from robotest_site.api.permissions import ReadPublicOrAuthenticated
 from sensors.models import Sensor
 from sessions.models import RecordingSession, ValidationResult
-from sessions.results import AlreadyAcknowledged, result_acknowledge, result_json, results_list, results_queryset
-
+from sessions.reads.results import AlreadyAcknowledged, result_acknowledge, result_json, results_list, results_queryset
 
 BAD = "a bad parameter, named in the message"
 
 
 class ResultSerializer(serializers.Serializer):
-    """A result as `sessions.results.result_json` gives it; the fields declared here document it."""
+    """A result as `sessions.reads.results.result_json` gives it; the fields declared here document it."""
 
     id = serializers.IntegerField()
     session_id = serializers.IntegerField()

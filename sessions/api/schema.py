@@ -8,9 +8,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
-from robotest_site import openapi
-from sessions.ingest import MAX_BATCH
+from robotest_site.api import openapi
 from sessions.models import RecordingSession, ValidationResult
+from sessions.recording.ingest import MAX_BATCH
 
 SCALAR_OR_OBJECT = {
     "oneOf": [{"type": "number"}, {"type": "object", "additionalProperties": {}}],

@@ -2,10 +2,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from sessions.models import RecordingSession
-from sessions.selectors import sensor_stats
-from sessions.stats import sensor_stats_current
+from sessions.reads.stats import sensor_stats, sensor_stats_current
 
-# {sensor name: statistics}: what selectors.sensor_stats returns.
+# {sensor name: statistics}: what sessions.reads.stats.sensor_stats returns.
 SENSOR_STATS_SCHEMA = {
     "type": "object",
     "additionalProperties": {

@@ -4,10 +4,10 @@ Each is an async iterable of ~64 KB chunks with a real await between them (see `
 memory stays flat whatever the session's size; each has a filename that names the session.
 """
 
-from ..models import RecordingSession
-from .csv import csv_stream
-from .mcap import mcap_stream
-from .record import record_stream
+from sessions.exports.csv import csv_stream
+from sessions.exports.mcap import mcap_stream
+from sessions.exports.record import record_stream
+from sessions.models import RecordingSession
 
 LAYOUTS = ("long", "wide")
 

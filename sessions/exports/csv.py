@@ -17,9 +17,8 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 
 from sensors.models import Sensor
-
-from ..models import Reading, RecordingSession
-from .chunks import CopyOut, rechunk
+from sessions.exports.chunks import CopyOut, rechunk
+from sessions.models import Reading, RecordingSession
 
 COLUMNS = ["timestamp", "sensor_type", "value", "datetime", "session_time", "session_id", "sensor"]
 WIDE_HEAD = ["timestamp", "datetime", "session_time"]

@@ -21,11 +21,10 @@ from asgiref.sync import sync_to_async
 from mcap.writer import CompressionType, Writer
 
 from sensors.models import Sensor
-
-from ..models import RecordingSession
-from .chunks import CHUNK_BYTES, rechunk
-from .csv import readings_in_order
-from .record import _head, result_record, results_in_order
+from sessions.exports.chunks import CHUNK_BYTES, rechunk
+from sessions.exports.csv import readings_in_order
+from sessions.exports.record import _head, result_record, results_in_order
+from sessions.models import RecordingSession
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PROFILE = ""  # no ROS profile: plain JSON channels

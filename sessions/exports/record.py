@@ -20,10 +20,9 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from sensors.models import Sensor
-
-from .. import selectors
-from ..models import RecordingSession, ValidationResult
-from .chunks import rechunk
+from sessions.exports.chunks import rechunk
+from sessions.models import RecordingSession, ValidationResult
+from sessions.reads.stats import sensor_stats
 
 FORMAT = "robotest.test-record/1"
 FETCH_RESULTS = 1000
@@ -67,7 +66,7 @@ def _head(session: RecordingSession, links: dict[str, str]) -> dict:
         "rules": session.rules,
         "rates": session.rates,
         "verdict": session.verdict or None,
-        "statistics": selectors.sensor_stats(session_id=session.pk),
+        "statistics": sensor_stats(session_id=session.pk),
         "readings": {"count": session.reading_count, **links},
     }
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 def rollup_existing_readings(apps, schema_editor):
     # Readings stored before the rollups existed: sum them once, as the pipeline would have.
-    from sessions.rollups import rollup_rebuild
+    from sessions.recording.rollups import rollup_rebuild
 
     rollup_rebuild()
 

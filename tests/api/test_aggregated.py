@@ -8,10 +8,8 @@ import pytest
 
 from sensors.models import Rig, Sensor
 from sensors.services import rig_create
-from sessions.aggregates import readings_aggregate
-
-
-from .conftest import BENCH_SENSORS, T0, ft6_value
+from sessions.reads.aggregates import readings_aggregate
+from tests.api.conftest import BENCH_SENSORS, T0, ft6_value
 
 pytestmark = pytest.mark.django_db
 

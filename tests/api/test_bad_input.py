@@ -6,7 +6,7 @@ The inputs that still give a 500 are the xfail tests next to the behaviour they 
 
 import pytest
 
-from .conftest import T0
+from tests.api.conftest import T0
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import warnings
 import pytest
 from django.conf import settings
 
-from .conftest import T0
+from tests.api.conftest import T0
 
 
 def test_an_api_path_that_matches_no_route_is_a_json_404(staff_client):

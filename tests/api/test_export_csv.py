@@ -9,8 +9,7 @@ from datetime import datetime
 import pytest
 
 from sessions.models import RecordingSession
-
-from .conftest import T0, ft6_value, readings
+from tests.api.conftest import T0, ft6_value, readings
 
 # transaction=True: on PostgreSQL the export is read by its own connection (a COPY in a thread),
 # which sees only committed rows; serialized_rollback keeps the migration's `sim` rig.

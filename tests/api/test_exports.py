@@ -3,10 +3,10 @@
 Each is read back and compared with the readings endpoint, row for row.
 """
 
+import asyncio
 import csv
 import io
 import json
-import asyncio
 import os
 import time
 import warnings
@@ -17,13 +17,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 from mcap.reader import make_reader
 
-from sessions import exports, selectors, storage
 from sessions.exports import chunks
 from sessions.exports.csv import _long_rows, csv_copy
 from sessions.exports.mcap import MCAP_CHUNK_BYTES
 from sessions.models import RecordingSession, ValidationResult
-
-from .conftest import T0, ft6_value, readings
+from sessions.reads.stats import sensor_stats
+from sessions.recording import storage
+from tests.api.conftest import T0, ft6_value, readings
 
 # transaction=True: on PostgreSQL the CSV is read by its own connection (a COPY in a thread),
 # which sees only committed rows; serialized_rollback keeps the migration's `sim` rig.
@@ -235,7 +235,7 @@ def test_json_record_holds_the_session_its_rig_rules_results_and_statistics(staf
     )
     assert [s["name"] for s in record["rig"]["sensors"]] == ["ft6", "fz", "temp"]
     assert record["rules"] == session.rules and record["rates"] == session.rates
-    assert record["statistics"] == json.loads(json.dumps(selectors.sensor_stats(session_id=recorded)))
+    assert record["statistics"] == json.loads(json.dumps(sensor_stats(session_id=recorded)))
     assert record["readings"]["count"] == len(api_readings(staff_client, recorded)) == 8
     assert record["readings"]["csv"].endswith(f"/api/v1/sessions/{recorded}/export/csv")
     assert record["readings"]["mcap"].endswith(f"/api/v1/sessions/{recorded}/export/mcap")

@@ -8,8 +8,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from sessions.models import Reading
-
-from .conftest import T0, ft6_value, reading_count, readings, stored
+from tests.api.conftest import T0, ft6_value, reading_count, readings, stored
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from .conftest import T0, ft6_value, readings
+from tests.api.conftest import T0, ft6_value, readings
 
 pytestmark = pytest.mark.django_db
 

@@ -3,8 +3,7 @@
 import pytest
 
 from sessions.models import ValidationResult
-
-from .conftest import T0, assert_named, readings
+from tests.api.conftest import T0, assert_named, readings
 
 pytestmark = pytest.mark.django_db
 

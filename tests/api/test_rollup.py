@@ -5,9 +5,8 @@ import math
 import pytest
 
 from sessions.models import ReadingRollup
-from sessions.rollups import rollup_rebuild
-
-from .conftest import T0, ft6_value
+from sessions.recording.rollups import rollup_rebuild
+from tests.api.conftest import T0, ft6_value
 
 pytestmark = pytest.mark.django_db
 

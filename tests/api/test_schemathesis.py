@@ -35,8 +35,7 @@ from robotest_site.wsgi import application
 from sensors.models import Rig
 from sensors.services import rig_create
 from sessions import services
-
-from .conftest import BENCH_SENSORS, T0, ft6_value, readings
+from tests.api.conftest import BENCH_SENSORS, T0, ft6_value, readings
 
 EXAMPLES = int(os.environ.get("ROBOTEST_FUZZ_EXAMPLES", "25"))
 SEED = int(os.environ.get("ROBOTEST_FUZZ_SEED", "20261130"))

@@ -5,8 +5,7 @@ from datetime import datetime
 import pytest
 
 from sessions.models import Reading, RecordingSession, ValidationResult
-
-from .conftest import T0, ft6_value, readings, reading_count
+from tests.api.conftest import T0, ft6_value, reading_count, readings
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from sessions.models import RecordingSession
-
-from .conftest import T0, assert_named, ft6_value, readings
+from tests.api.conftest import T0, assert_named, ft6_value, readings
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,7 @@ import pytest
 
 from sensors.models import ValidationRule
 from sessions.models import Reading, RecordingSession, ValidationResult
-
-from .conftest import readings
+from tests.api.conftest import readings
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ import secrets
 import pytest
 import redis
 
-from .harness import (
+from tests.e2e.harness import (
     DAPHNE,
     LOCAL,
     PRODUCTION,

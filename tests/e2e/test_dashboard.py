@@ -4,7 +4,17 @@ import os
 
 import pytest
 
-from .harness import LOCAL, PYTHON, Api, SqliteDatabase, create_token, free_port, process_env, run_manage, wait_healthy
+from tests.e2e.harness import (
+    LOCAL,
+    PYTHON,
+    Api,
+    SqliteDatabase,
+    create_token,
+    free_port,
+    process_env,
+    run_manage,
+    wait_healthy,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from .harness import (
+from tests.e2e.harness import (
     LOCAL,
     PYTHON,
     Api,

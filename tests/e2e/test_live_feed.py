@@ -23,7 +23,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from .harness import (
+from tests.e2e.harness import (
     DAPHNE,
     LOCAL,
     PYTHON,

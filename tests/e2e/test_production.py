@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from .harness import (
+from tests.e2e.harness import (
     RATES,
     Row,
     assert_exports_agree,

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pytest
 
-from .harness import (
+from tests.e2e.harness import (
     LOCAL,
     PYTHON,
     RATES,

@@ -20,8 +20,8 @@ from django.db import connection
 from robotest_site.asgi import application
 from sensors.models import Rig
 from sensors.services import rig_create
-from sessions import broadcast, presence
-from sessions.pipeline import RecordResult, SessionRecorder, readings_record
+from sessions.live import events, presence
+from sessions.recording.pipeline import RecordResult, SessionRecorder, readings_record
 from sessions.services import session_start
 
 WS_PATH = "/ws/sensor-data"
@@ -264,11 +264,11 @@ class Recording:
     recorder: SessionRecorder
 
     async def record(self, items) -> RecordResult:
-        """readings_record, then every event of broadcast.batch_events published, as ingest does."""
+        """readings_record, then every event of events.batch_events published, as ingest does."""
         result = await sync_to_async(readings_record)(recorder=self.recorder, items=items)
         layer = get_channel_layer()
-        for event in broadcast.batch_events(result):
-            await broadcast.publish(layer, self.session_id, event)
+        for event in events.batch_events(result):
+            await events.publish(layer, self.session_id, event)
         return result
 
 

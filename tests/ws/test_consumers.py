@@ -1,7 +1,7 @@
 """The live feed's consumer (sessions/consumers.py): the seed's protocol over the real stack.
 
 Readings come from the real pipeline: `readings_record` on a session of an external rig, its
-events published with `broadcast.publish`, or a POST to the ingest endpoint (which does the same).
+events published with `events.publish`, or a POST to the ingest endpoint (which does the same).
 """
 
 import asyncio
@@ -11,13 +11,12 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
-from sessions import broadcast, consumers, presence
-from sessions.live import BatchPart
+from sessions.live import consumers, events, presence
+from sessions.live.frames import BatchPart
 from sessions.models import RecordingSession
-from sessions.pipeline import readings_record
+from sessions.recording.pipeline import readings_record
 from sessions.services import session_stop
-
-from .conftest import T0, auth, ingest, items
+from tests.ws.conftest import T0, auth, ingest, items
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -256,7 +255,7 @@ async def test_reading_frames_have_the_contract_fields_and_a_seq(live, recording
 async def test_seq_is_contiguous_for_an_unfiltered_client_across_batches(live, recording):
     bench = await recording("bench")
     # The last batch is larger than one layer event: it goes out as several.
-    sizes = [1, 250, 7, 400, broadcast.MAX_EVENT_READINGS + 300]
+    sizes = [1, 250, 7, 400, events.MAX_EVENT_READINGS + 300]
     t0 = T0
     for size in sizes:
         await bench.record(items("temp", [float(i % 50) for i in range(size)], t0=t0, step=0.001))
@@ -414,7 +413,7 @@ async def test_a_malformed_live_event_does_not_disconnect_the_client(live, recor
     layer = get_channel_layer()
 
     # An event of another shape (say, from a worker of an older release during a rolling upgrade).
-    await layer.group_send(broadcast.LIVE_GROUP, {"type": "sensor.batch", "session_id": bench.session_id,
+    await layer.group_send(events.LIVE_GROUP, {"type": "sensor.batch", "session_id": bench.session_id,
                                                   "readings": [{"sensor": "temp", "value": 1.0}]})
     await bench.record(items("temp", [20.0]))
 
@@ -437,9 +436,9 @@ async def test_readings_the_layer_lost_are_announced_in_a_lag_frame_naming_their
 
     # Positions 3-7 never reach this process (the layer dropped their event); 8 does.
     later = await stored_unpublished(bench, items("temp", [22.0, 23.0, 24.0, 25.0, 26.0, 27.0], t0=T0 + 1))
-    event = broadcast.batch_events(later)[0]
+    event = events.batch_events(later)[0]
     skipped = {**event, "first_seq": 8, "lines": event["lines"][5:], "sensors": event["sensors"][5:]}
-    await layer.group_send(broadcast.LIVE_GROUP, skipped)
+    await layer.group_send(events.LIVE_GROUP, skipped)
 
     frames = await live.collect(has_seq(bench.session_id, 8))
     lag = [f for f in frames if f["type"] == "lag"]
@@ -456,9 +455,9 @@ async def test_a_lag_frame_for_lost_readings_goes_only_to_clients_of_that_sessio
     await watcher.subscribe(session=other.session_id)
     await bench.record(items("temp", [20.0]))
     later = await stored_unpublished(bench, items("temp", [21.0, 22.0], t0=T0 + 1))
-    event = broadcast.batch_events(later)[0]
+    event = events.batch_events(later)[0]
     await get_channel_layer().group_send(
-        broadcast.LIVE_GROUP, {**event, "first_seq": 3, "lines": event["lines"][1:], "sensors": event["sensors"][1:]}
+        events.LIVE_GROUP, {**event, "first_seq": 3, "lines": event["lines"][1:], "sensors": event["sensors"][1:]}
     )
     await other.record(items("temp", [5.0]))
 
@@ -468,8 +467,8 @@ async def test_a_lag_frame_for_lost_readings_goes_only_to_clients_of_that_sessio
 
 async def test_a_process_reads_the_live_group_once_however_many_clients_it_has(ws, token, recording, live_layer):
     clients = [await ws(headers=auth(token)) for _ in range(5)]
-    members = await live_layer.connection(live_layer.consistent_hash(broadcast.LIVE_GROUP)).zcard(
-        live_layer._group_key(broadcast.LIVE_GROUP)
+    members = await live_layer.connection(live_layer.consistent_hash(events.LIVE_GROUP)).zcard(
+        live_layer._group_key(events.LIVE_GROUP)
     )
     assert members == 1
 
@@ -482,8 +481,8 @@ async def test_a_process_reads_the_live_group_once_however_many_clients_it_has(w
 
 async def test_the_process_leaves_the_live_group_when_its_last_client_goes(ws, token, live_layer):
     clients = [await ws(headers=auth(token)) for _ in range(2)]
-    key = live_layer._group_key(broadcast.LIVE_GROUP)
-    redis = live_layer.connection(live_layer.consistent_hash(broadcast.LIVE_GROUP))
+    key = live_layer._group_key(events.LIVE_GROUP)
+    redis = live_layer.connection(live_layer.consistent_hash(events.LIVE_GROUP))
     assert await redis.zcard(key) == 1
 
     await clients[0].disconnect()

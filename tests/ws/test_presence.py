@@ -3,9 +3,8 @@
 import pytest
 from asgiref.sync import sync_to_async
 
-from sessions import presence
-
-from .conftest import auth, http
+from sessions.live import presence
+from tests.ws.conftest import auth, http
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

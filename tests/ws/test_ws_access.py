@@ -2,7 +2,7 @@
 
 import pytest
 
-from .conftest import HOST, WS_PATH, auth
+from tests.ws.conftest import HOST, WS_PATH, auth
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -80,7 +80,7 @@ async def test_a_bad_token_in_the_query_string_is_closed_with_4401(ws):
 async def test_the_token_of_an_inactive_user_is_closed_with_4401(ws):
     from asgiref.sync import sync_to_async
 
-    from .conftest import user_with_token
+    from tests.ws.conftest import user_with_token
 
     _, key = await sync_to_async(user_with_token)("gone", is_active=False)
 

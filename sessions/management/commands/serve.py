@@ -17,9 +17,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, host, port, no_simulators, **options):
         # daphne.server installs the asyncio reactor: import it before anything imports twisted.
-        from daphne.endpoints import build_endpoint_description_strings
-
         from channels.routing import get_default_application
+        from daphne.endpoints import build_endpoint_description_strings
 
         server_class = _engine_server_class()
         engine = None

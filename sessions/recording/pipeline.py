@@ -16,9 +16,8 @@ from django.db.models import F
 
 from sensors.models import Sensor
 from sensors.rules import Episode, Validator
-
-from . import rollups, storage
-from .models import Reading, RecordingSession, ValidationResult
+from sessions.models import Reading, RecordingSession, ValidationResult
+from sessions.recording import rollups, storage
 
 logger = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ def local() -> dict:
 
 def totals() -> dict:
     """Clients and dropped frames of every live web process (this one counted from memory)."""
-    from .models import LiveServer
+    from sessions.models import LiveServer
 
     horizon = timezone.now() - timedelta(seconds=STALE_SECONDS)
     rows = (
@@ -90,7 +90,7 @@ async def _beat_loop() -> None:
 
 @database_sync_to_async
 def _write(clients: int, dropped_frames: int, lost_readings: int) -> None:
-    from .models import LiveServer
+    from sessions.models import LiveServer
 
     LiveServer.objects.update_or_create(
         name=NAME,

@@ -10,12 +10,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from robotest_site.daphne_flow import EXTENSION, SEND
-from robotest_site.ws_access import REJECTION
-
-from . import presence
-from .hub import hub_for
-from .live import BatchPart, EventFrames, Subscription, SubscriptionError
+from sessions.live import presence
+from sessions.live.access import REJECTION
+from sessions.live.flow import EXTENSION, SEND
+from sessions.live.frames import BatchPart, EventFrames, Subscription, SubscriptionError
+from sessions.live.hub import hub_for
 
 logger = logging.getLogger(__name__)
 
@@ -222,8 +221,7 @@ class Outbox:
 @database_sync_to_async
 def _status() -> dict:
     from sensors.models import Rig
-
-    from .selectors import recording_status
+    from sessions.reads.sessions import recording_status
 
     statuses = [recording_status(rig=rig) for rig in Rig.objects.all()]
     recording = [s for s in statuses if s["recording"]]

@@ -5,9 +5,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from sensors.rules import Episode
-
-from .models import ValidationResult
-from .pipeline import episode_json
+from sessions.models import ValidationResult
+from sessions.recording.pipeline import episode_json
 
 
 class AlreadyAcknowledged(Exception):

@@ -1,15 +1,15 @@
-"""Checks a batch pushed by a real rig, item by item, without a per-item serializer.
+"""A batch pushed by a real rig: checked item by item without a per-item serializer, then recorded.
 
 A per-item DRF serializer costs tens of microseconds a reading; this plain loop keeps ingest in
 the tens of thousands of readings per second, and still names every bad item's index and field.
 """
 
 import math
+import threading
 from datetime import datetime
 
-from robotest_site.params import timestamp as parse_timestamp
-
-from .pipeline import Item
+from robotest_site.api.params import timestamp as parse_timestamp
+from sessions.recording.pipeline import Item, RecordResult, SessionNotRecording, SessionRecorder, readings_record
 
 MAX_BATCH = 10_000
 # Enough to fix a batch; a wholly wrong batch need not echo 10,000 errors back.
@@ -135,3 +135,35 @@ def _clean_text(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+# One recorder per session in this process, each behind a lock: a recorder's validation state
+# must see one batch at a time.
+_recorders: dict[int, tuple[threading.Lock, SessionRecorder]] = {}
+_recorders_lock = threading.Lock()
+# A rig records one session at a time, so few are live; past this many the oldest go (a
+# forgotten recorder only costs a reload from the database).
+_MAX_RECORDERS = 256
+
+
+def batch_record(*, session_id: int, items: list[Item]) -> RecordResult:
+    """Store one parsed batch with the session's recorder; SessionNotRecording if it stopped meanwhile."""
+    with _recorders_lock:
+        entry = _recorders.get(session_id)
+        if entry is None:
+            while len(_recorders) >= _MAX_RECORDERS:
+                _recorders.pop(next(iter(_recorders)))
+            entry = _recorders[session_id] = (threading.Lock(), SessionRecorder(session_id))
+    lock, recorder = entry
+    try:
+        with lock:
+            return readings_record(recorder=recorder, items=items)
+    except SessionNotRecording:
+        recorder_forget(session_id)
+        raise
+
+
+def recorder_forget(session_id: int) -> None:
+    """Drop the session's recorder (it stopped): the next batch would load its state afresh."""
+    with _recorders_lock:
+        _recorders.pop(session_id, None)

@@ -9,7 +9,7 @@ import logging
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from .pipeline import RecordResult
+from sessions.recording.pipeline import RecordResult
 
 logger = logging.getLogger(__name__)
 

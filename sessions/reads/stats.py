@@ -4,7 +4,7 @@ A GROUP BY over every reading of a session takes about a second per million read
 recording session at 1 kHz per sensor grows by millions in minutes. So each process keeps, per
 recording session, the partial sums up to the highest reading id it has seen, and each request
 adds only the readings stored since. That is exact because a session's batches are stored one at
-a time under its row lock (sessions.pipeline): a reading committed later has a higher id.
+a time under its row lock (sessions.recording.pipeline): a reading committed later has a higher id.
 """
 
 import threading
@@ -12,11 +12,49 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from django.db.models import Count, Max, Min, Sum
+from django.db.models import Avg, Count, Max, Min, Sum
 
-from .db import JsonNumber
-from .models import Reading, RecordingSession
-from .selectors import stats_by_sensor
+from sensors.models import Sensor
+from sessions.models import Reading, RecordingSession
+from sessions.recording.expressions import JsonNumber
+
+
+def sensor_stats(*, session_id: int) -> dict[str, dict]:
+    """Per-sensor count, first/last time and, for numbers, min/max/mean, computed in SQL."""
+    rows = (
+        Reading.objects.filter(session_id=session_id)
+        .values("sensor_id")
+        .annotate(
+            count=Count("id"),
+            first=Min("timestamp"),
+            last=Max("timestamp"),
+            min=Min(JsonNumber("value")),
+            max=Max(JsonNumber("value")),
+            mean=Avg(JsonNumber("value")),
+        )
+    )
+    by_id = {row["sensor_id"]: row for row in rows}
+    session = RecordingSession.objects.only("rig_id").get(pk=session_id)
+    return stats_by_sensor(rig_id=session.rig_id, rows=by_id)
+
+
+def stats_by_sensor(*, rig_id: int, rows: dict[int, dict]) -> dict[str, dict]:
+    """Each sensor of the rig: its statistics from `rows` ({sensor id: count, first, last, min, max, mean})."""
+    stats = {}
+    for sensor in Sensor.objects.filter(rig_id=rig_id):
+        row = rows.get(sensor.pk)
+        stats[sensor.name] = {
+            "sensor_type": sensor.sensor_type,
+            "unit": sensor.unit,
+            "count": row["count"] if row else 0,
+            "first_timestamp": row["first"].timestamp() if row else None,
+            "last_timestamp": row["last"].timestamp() if row else None,
+            "min": row["min"] if row else None,
+            "max": row["max"] if row else None,
+            "mean": round(row["mean"], 6) if row and row["mean"] is not None else None,
+        }
+    return stats
+
 
 # Sessions remembered per process; a forgotten one costs one full GROUP BY.
 _MAX_SESSIONS = 64
@@ -57,7 +95,7 @@ _lock = threading.Lock()
 
 
 def sensor_stats_current(*, session: RecordingSession) -> dict[str, dict]:
-    """selectors.sensor_stats of a recording session, reading only what was stored since the last call."""
+    """sensor_stats of a recording session, reading only what was stored since the last call."""
     key = (session.pk, session.started_at)
     with _lock:
         through, cached = _cache.get(key, (0, {}))

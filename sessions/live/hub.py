@@ -18,9 +18,9 @@ import time
 import weakref
 from typing import Protocol
 
-from . import presence
-from .broadcast import LIVE_GROUP
-from .live import EventFrames
+from sessions.live import presence
+from sessions.live.events import LIVE_GROUP
+from sessions.live.frames import EventFrames
 
 logger = logging.getLogger(__name__)
 

@@ -51,6 +51,6 @@ def _messages(path: str, errors) -> list[str]:
 
 def error_responses(**codes: str) -> dict:
     """OpenAPI responses in the error shape: `error_responses(_400="a bad parameter")` → {400: …}."""
-    from . import openapi
+    from robotest_site.api import openapi
 
     return {int(code.lstrip("_")): openapi.error(text) for code, text in codes.items()}

@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import NotFound
 from rest_framework.filters import OrderingFilter
 
-from robotest_site import params
+from robotest_site.api import params
 
 
 class StrictOrderingFilter(OrderingFilter):

@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection
 from django.db.models import Max, Min, Q, QuerySet
 
-from .db import JsonNumber
-from .models import Reading, ReadingRollup
+from sessions.models import Reading, ReadingRollup
+from sessions.recording.expressions import JsonNumber
 
 US = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from django.db import connection
 
-from .db import FIELD_NAME
-from .models import Reading, ReadingRollup
-from .storage import Row, bound_cursor
+from sessions.models import Reading, ReadingRollup
+from sessions.recording.expressions import FIELD_NAME
+from sessions.recording.storage import Row, bound_cursor
 
 # (sensor_id, field, second, count, sum, min, max)
 RollupRow = tuple[int, str, int, int, float, float, float]

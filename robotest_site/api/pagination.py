@@ -3,7 +3,7 @@
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
 
-from robotest_site import params
+from robotest_site.api import params
 
 
 class Pagination(PageNumberPagination):

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError
 
-
 # Times outside this range are typos, and some are beyond what PostgreSQL stores.
 _FIRST = datetime(1970, 1, 1, tzinfo=UTC)
 _LAST = datetime(3000, 1, 1, tzinfo=UTC)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 
-from .models import Reading
+from sessions.models import Reading
 
 Row = tuple[int, int, int, int, str]
 
@@ -116,7 +116,7 @@ def results_insert(session_id: int, rows: Sequence[ResultRow]) -> list[int]:
     """Insert results (timestamps as Unix seconds, details as dicts); their ids, in order."""
     if not rows:
         return []
-    from .models import ValidationResult
+    from sessions.models import ValidationResult
 
     table = ValidationResult._meta.db_table
     with connection.cursor() as cursor:
@@ -147,7 +147,7 @@ def results_update(rows: Sequence[tuple]) -> None:
     """Update results: rows of (id, status, message, last, count, peak, details, is_open)."""
     if not rows:
         return
-    from .models import ValidationResult
+    from sessions.models import ValidationResult
 
     table = ValidationResult._meta.db_table
     with connection.cursor() as cursor:
