@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 # Touched after a successful install: requirements.txt newer than it means install again.
 STAMP := $(VENV)/.requirements-installed
 SECRET_FILE := data/secret_key
-# Extra arguments: `make run SERVE_ARGS="--port 9000"`, `make test PYTEST_ARGS="-x tests/test_config.py"`.
+# Extra arguments: `make run SERVE_ARGS="--port 9000"`, `make test PYTEST_ARGS="-x tests/robotest_site/test_config.py"`.
 SERVE_ARGS ?=
 PYTEST_ARGS ?=
 

@@ -2,6 +2,10 @@ from django.db import models
 from django.db.models import Q
 
 
+# The simulated rig every installation has (migration 0002): what a request that names no rig means.
+DEFAULT_RIG = "sim"
+
+
 class Rig(models.Model):
     """A test station whose sensors are either simulated by the engine or pushed by a real rig."""
 

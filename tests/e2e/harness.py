@@ -522,3 +522,37 @@ def assert_exports_agree(session_id: int, rows: list[Row], api_readings: list[di
 
 def _diff(a: Counter, b: Counter) -> str:
     return f"only in the first {list((a - b).items())[:5]}, only in the second {list((b - a).items())[:5]}"
+
+
+class ProductionStack:
+    """daphne and run_simulators on one PostgreSQL database and one Redis, started on demand."""
+
+    def __init__(self, procs: Processes, *, database: PostgresDatabase, redis_url: str, token: str) -> None:
+        self.procs = procs
+        self.db = database
+        self.token = token
+        self.env = process_env(settings=PRODUCTION, database_url=database.url, redis_url=redis_url)
+        self.web = None
+        self.api: Api | None = None
+
+    def start_web(self, procs: Processes | None = None) -> Api:
+        port = free_port()
+        self.web = (procs or self.procs).start(
+            "daphne", [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "robotest_site.asgi:application"], env=self.env
+        )
+        self.api = Api(f"http://127.0.0.1:{port}", self.token)
+        wait_healthy(self.api, self.web)
+        return self.api
+
+    def start_worker(self, procs: Processes | None = None):
+        return (procs or self.procs).start("run_simulators", [PYTHON, "manage.py", "run_simulators"], env=self.env)
+
+    def wait_worker_up(self, worker) -> float:
+        return wait_worker_up(self.api, worker, self.web)
+
+    def cleanup(self) -> None:
+        """After the processes stopped: leave no recording session and no heartbeat to the next test."""
+        self.db.execute(
+            "UPDATE recording_recordingsession SET status = 'aborted', stopped_at = now() WHERE status = 'recording'"
+        )
+        self.db.execute("DELETE FROM recording_engineheartbeat")

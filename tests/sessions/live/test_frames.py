@@ -1,0 +1,320 @@
+"""What one live client receives (sessions/live.py): its subscription, its frames, decimation."""
+
+import json
+
+import pytest
+
+from sessions.live.frames import BatchPart, Decimator, Subscription, SubscriptionError
+from tests.conftest import T0
+
+
+def line(seq: int, sensor: str, ts: float, value, *, session_id: int = 7, sensor_type: str = "force") -> str:
+    """A reading as the pipeline encodes it."""
+    return json.dumps(
+        {"timestamp": ts, "sensor_type": sensor_type, "value": value, "sensor": sensor, "session_id": session_id,
+         "seq": seq},
+        separators=(",", ":"),
+    )
+
+
+def event(lines: list[str], *, validation=(), session_id: int = 7) -> dict:
+    readings = [json.loads(text) for text in lines]
+    return {
+        "type": "sensor.batch",
+        "session_id": session_id,
+        "first_seq": readings[0]["seq"] if readings else 0,
+        "last_seq": readings[-1]["seq"] if readings else -1,
+        "lines": lines,
+        "sensors": [r["sensor"] for r in readings],
+        "validation": list(validation),
+    }
+
+
+def result(sensor: str, status: str = "warning") -> dict:
+    return {"id": 3, "session_id": 7, "sensor": sensor, "sensor_type": "force", "rule": "force_threshold",
+            "status": status, "message": "high", "count": 1, "peak": 70.0, "open": True}
+
+
+def decoded(frames) -> list[dict]:
+    """The frames as a client gets them, each batch part framed on its own (as when it keeps up)."""
+    return [json.loads(frame.frame() if isinstance(frame, BatchPart) else frame) for frame in frames]
+
+
+# --- Subscription.parse ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [None, {}])
+def test_no_subscription_data_means_everything(data):
+    sub = Subscription.parse(data)
+
+    assert (sub.session, sub.sensors, sub.batch, sub.max_hz) == (None, None, False, None)
+
+
+def test_parse_accepts_every_field():
+    sub = Subscription.parse({"session": 12, "sensors": ["fz", "temp"], "batch": True, "max_hz": 5})
+
+    assert sub.session == 12
+    assert sub.sensors == frozenset({"fz", "temp"})
+    assert sub.batch is True
+    assert sub.max_hz == 5.0
+    assert isinstance(sub.max_hz, float)
+
+
+@pytest.mark.parametrize("sensors", [[], None])
+def test_no_sensors_or_an_empty_list_means_every_sensor(sensors):
+    assert Subscription.parse({"sensors": sensors}).sensors is None
+
+
+@pytest.mark.parametrize("max_hz", [0.5, 1, 10_000])
+def test_parse_accepts_a_max_hz_above_0_and_at_most_10000(max_hz):
+    assert Subscription.parse({"max_hz": max_hz}).max_hz == float(max_hz)
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"session": "abc"}, "session"),
+        ({"session": 0}, "session"),
+        ({"session": -3}, "session"),
+        ({"session": 1.5}, "session"),
+        ({"session": True}, "session"),
+        ({"sensors": "fz"}, "sensors"),
+        ({"sensors": [1, 2]}, "sensors"),
+        ({"sensors": [""]}, "sensors"),
+        ({"sensors": {"fz": True}}, "sensors"),
+        ({"batch": "yes"}, "batch"),
+        ({"batch": 1}, "batch"),
+        ({"max_hz": 0}, "max_hz"),
+        ({"max_hz": -1}, "max_hz"),
+        ({"max_hz": "fast"}, "max_hz"),
+        ({"max_hz": True}, "max_hz"),
+        ({"max_hz": float("inf")}, "max_hz"),
+        ({"max_hz": float("nan")}, "max_hz"),
+        ({"max_hz": 10_001}, "max_hz"),
+        ({"colour": "red"}, "colour"),
+        ({"session": 1, "rate": 5, "zoom": 2}, "rate, zoom"),
+    ],
+)
+def test_parse_rejects_a_bad_field_and_names_it(data, field):
+    with pytest.raises(SubscriptionError, match=field):
+        Subscription.parse(data)
+
+
+@pytest.mark.parametrize("data", [[1, 2], "session", 5, True])
+def test_parse_rejects_data_that_is_not_an_object(data):
+    with pytest.raises(SubscriptionError, match="object"):
+        Subscription.parse(data)
+
+
+def test_describe_echoes_the_subscription_with_sorted_sensors():
+    sub = Subscription.parse({"session": 4, "sensors": ["temp", "fz", "temp"], "batch": True, "max_hz": 2})
+
+    assert sub.describe() == {"session": 4, "sensors": ["fz", "temp"], "batch": True, "max_hz": 2.0}
+
+
+def test_describe_of_everything():
+    assert Subscription.parse({}).describe() == {"session": None, "sensors": None, "batch": False, "max_hz": None}
+
+
+# --- Subscription.frames -----------------------------------------------------------------------
+
+
+def test_frames_are_one_sensor_data_frame_per_reading_built_from_the_encoded_lines():
+    lines = [line(1, "fz", T0, 1.5), line(2, "ft6", T0 + 0.1, {"fx": 1, "fy": 2}, sensor_type="force_torque")]
+
+    frames = Subscription().frames(event(lines))
+
+    assert frames == ['{"type":"sensor_data","data":' + text + "}" for text in lines]
+    assert decoded(frames)[1]["data"]["value"] == {"fx": 1, "fy": 2}
+
+
+def test_batch_frames_put_the_readings_of_an_event_in_one_sensor_data_batch_frame():
+    lines = [line(1, "fz", T0, 1.0), line(2, "fz", T0 + 0.1, 2.0), line(3, "temp", T0 + 0.2, 20.0)]
+
+    frames = Subscription.parse({"batch": True}).frames(event(lines))
+
+    assert decoded(frames) == [
+        {"type": "sensor_data_batch", "session_id": 7, "data": [json.loads(text) for text in lines]}
+    ]
+
+
+def test_the_sensors_filter_keeps_only_the_named_sensors_in_order():
+    lines = [line(1, "fz", T0, 1.0), line(2, "temp", T0, 20.0), line(3, "fz", T0 + 0.1, 2.0), line(4, "ft6", T0, {})]
+
+    frames = Subscription.parse({"sensors": ["fz", "ft6"]}).frames(event(lines))
+
+    assert [f["data"]["seq"] for f in decoded(frames)] == [1, 3, 4]
+
+
+def test_the_sensors_filter_in_batch_mode():
+    lines = [line(1, "fz", T0, 1.0), line(2, "temp", T0, 20.0)]
+
+    frames = Subscription.parse({"sensors": ["temp"], "batch": True}).frames(event(lines))
+
+    assert [r["seq"] for r in decoded(frames)[0]["data"]] == [2]
+
+
+def test_an_event_with_nothing_for_the_client_gives_no_frame():
+    lines = [line(1, "fz", T0, 1.0)]
+
+    assert Subscription.parse({"sensors": ["temp"]}).frames(event(lines)) == []
+    assert Subscription.parse({"sensors": ["temp"], "batch": True}).frames(event(lines)) == []
+    assert Subscription().frames(event([])) == []
+
+
+def test_validation_results_follow_the_readings_as_validation_frames():
+    lines = [line(1, "fz", T0, 70.0)]
+    results = [result("fz"), result("temp", "error")]
+
+    frames = decoded(Subscription().frames(event(lines, validation=results)))
+
+    assert [f["type"] for f in frames] == ["sensor_data", "validation", "validation"]
+    assert [f["data"] for f in frames[1:]] == results
+
+
+def test_the_sensors_filter_also_filters_validation_results():
+    results = [result("fz"), result("temp", "error")]
+
+    frames = decoded(Subscription.parse({"sensors": ["temp"]}).frames(event([], validation=results)))
+
+    assert frames == [{"type": "validation", "data": results[1]}]
+
+
+def test_validation_results_go_out_even_when_decimation_holds_every_reading():
+    sub = Subscription.parse({"max_hz": 1, "batch": True})
+    results = [result("fz")]
+
+    frames = decoded(sub.frames(event([line(1, "fz", T0, 70.0)], validation=results)))
+
+    assert frames == [{"type": "validation", "data": results[0]}]
+
+
+def test_max_hz_thins_the_readings_of_a_subscription():
+    sub = Subscription.parse({"max_hz": 2})  # intervals of 1 s
+    lines = [line(i + 1, "fz", T0 + i * 0.01, float(i % 10)) for i in range(300)]
+
+    frames = decoded(sub.frames(event(lines)))
+
+    # Two intervals are over (the third is still open): their lowest and highest, in seq order.
+    assert [(f["data"]["seq"], f["data"]["value"]) for f in frames] == [(1, 0.0), (10, 9.0), (101, 0.0), (110, 9.0)]
+
+
+def test_each_subscription_decimates_on_its_own():
+    seen_everything = Subscription.parse({"max_hz": 1})  # intervals of 2 s
+    joined_late = Subscription.parse({"max_hz": 1})
+    lines = [line(i + 1, "fz", T0 + i, float(i)) for i in range(6)]
+
+    seen_everything.frames(event(lines[:3]))
+
+    # The first knows the interval seq 3 opened; the second only sees it from seq 4 on.
+    assert [f["data"]["seq"] for f in decoded(seen_everything.frames(event(lines[3:])))] == [3, 4]
+    assert [f["data"]["seq"] for f in decoded(joined_late.frames(event(lines[3:])))] == [4]
+
+
+# --- Decimator ---------------------------------------------------------------------------------
+
+
+def seqs(lines: list[str]) -> list[int]:
+    return [json.loads(text)["seq"] for text in lines]
+
+
+def test_decimator_keeps_the_lowest_and_highest_reading_of_each_interval_in_seq_order():
+    decimator = Decimator(max_hz=1)  # intervals of 2 s
+    values = [5.0, 3.0, 9.0, -2.0, 4.0, 8.5, 6.0]  # highest at seq 3, lowest at seq 4
+    lines = [line(i + 1, "fz", T0 + i * 0.25, v) for i, v in enumerate(values)]
+    closing = line(8, "fz", T0 + 2.0, 0.0)
+
+    assert decimator.thin(lines) == []
+    assert seqs(decimator.thin([closing])) == [3, 4]
+
+
+def test_decimator_sends_an_interval_only_once_a_later_reading_of_its_sensor_shows_it_is_over():
+    decimator = Decimator(max_hz=10)  # intervals of 0.2 s
+    assert decimator.width == pytest.approx(0.2)
+
+    assert decimator.thin([line(1, "fz", T0 + 0.01, 1.0), line(2, "fz", T0 + 0.05, 2.0)]) == []
+    assert decimator.thin([line(3, "fz", T0 + 0.15, 1.5)]) == []  # the same interval
+    # Another sensor's later reading does not close fz's interval.
+    assert decimator.thin([line(4, "temp", T0 + 0.5, 20.0)]) == []
+    assert seqs(decimator.thin([line(5, "fz", T0 + 0.21, 3.0)])) == [1, 2]
+    assert seqs(decimator.thin([line(6, "fz", T0 + 0.45, 4.0)])) == [5]
+    assert seqs(decimator.thin([line(7, "temp", T0 + 0.9, 21.0)])) == [4]
+
+
+def test_decimator_keeps_each_sensors_extremes_apart():
+    decimator = Decimator(max_hz=1)
+    lines = [
+        line(1, "fz", T0, 10.0), line(2, "temp", T0, 30.0), line(3, "fz", T0 + 0.5, 90.0),
+        line(4, "temp", T0 + 0.5, -30.0), line(5, "fz", T0 + 1.0, 50.0), line(6, "temp", T0 + 1.0, 0.0),
+    ]
+
+    assert decimator.thin(lines) == []
+    out = decimator.thin([line(7, "fz", T0 + 2.5, 0.0), line(8, "temp", T0 + 2.5, 0.0)])
+
+    assert seqs(out) == [1, 3, 2, 4]
+
+
+def test_decimator_sends_one_reading_for_an_interval_whose_extremes_are_one_reading():
+    decimator = Decimator(max_hz=1)
+
+    decimator.thin([line(1, "fz", T0, 5.0), line(2, "fz", T0 + 0.5, 5.0), line(3, "fz", T0 + 1, 5.0)])
+    out = decimator.thin([line(4, "fz", T0 + 2.5, 5.0)])
+
+    assert seqs(out) == [1]
+
+
+def test_decimator_keeps_a_spike_that_a_plain_rate_limit_would_drop():
+    decimator = Decimator(max_hz=10)
+    lines = [line(i + 1, "fz", T0 + i / 1000, 500.0 if i == 1337 else -500.0 if i == 1733 else 1.0)
+             for i in range(3000)]
+
+    out = [json.loads(text) for text in decimator.thin(lines)]
+
+    assert len(out) <= 2 * 10 * 3
+    assert {r["seq"] for r in out} >= {1338, 1734}
+
+
+def test_decimator_keeps_the_first_object_value_of_each_interval():
+    decimator = Decimator(max_hz=1)
+    lines = [line(i + 1, "cam", T0 + i * 0.5, {"image_id": i, "brightness": 100 + i}, sensor_type="camera")
+             for i in range(8)]  # four per 2 s interval
+
+    out = decimator.thin(lines) + decimator.thin([line(9, "cam", T0 + 10, {"image_id": 99}, sensor_type="camera")])
+
+    assert [json.loads(text)["value"]["image_id"] for text in out] == [0, 4]
+
+
+def test_decimator_treats_booleans_as_objects_not_numbers():
+    decimator = Decimator(max_hz=1)
+
+    decimator.thin([line(1, "door", T0, False), line(2, "door", T0 + 0.5, True), line(3, "door", T0 + 1, False)])
+    out = decimator.thin([line(4, "door", T0 + 2.5, True)])
+
+    assert seqs(out) == [1]
+
+
+def test_decimator_lets_a_number_displace_an_object_as_an_interval_extreme():
+    decimator = Decimator(max_hz=1)
+
+    decimator.thin([line(1, "mixed", T0, {"x": 1}), line(2, "mixed", T0 + 0.5, 3.0), line(3, "mixed", T0 + 1, 7.0)])
+    out = decimator.thin([line(4, "mixed", T0 + 2.5, 0.0)])
+
+    assert seqs(out) == [2, 3]
+
+
+def test_decimator_keeps_the_extremes_of_same_named_sensors_of_two_sessions_apart():
+    decimator = Decimator(max_hz=1)
+    lines = [
+        line(1, "fz", T0, 100.0, session_id=1), line(1, "fz", T0, 0.0, session_id=2),
+        line(2, "fz", T0 + 0.5, 50.0, session_id=1), line(2, "fz", T0 + 0.5, 20.0, session_id=2),
+        line(3, "fz", T0 + 1.0, 100.0, session_id=1), line(3, "fz", T0 + 1.0, 0.0, session_id=2),
+    ]
+    decimator.thin(lines)
+
+    out = [json.loads(text) for text in decimator.thin(
+        [line(4, "fz", T0 + 2.5, 100.0, session_id=1), line(4, "fz", T0 + 2.5, 0.0, session_id=2)]
+    )]
+
+    by_session = {sid: {r["value"] for r in out if r["session_id"] == sid} for sid in (1, 2)}
+    assert 50.0 in by_session[1]  # session 1's lowest
+    assert 20.0 in by_session[2]  # session 2's highest
