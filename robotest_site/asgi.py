@@ -3,9 +3,8 @@
 import os
 
 from channels.auth import AuthMiddlewareStack
-from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.routing import ProtocolTypeRouter
 from django.core.asgi import get_asgi_application
-from django.urls import path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "robotest_site.settings.local")
 
@@ -14,15 +13,13 @@ django_asgi_app = get_asgi_application()
 
 from sessions.live import flow  # noqa: E402
 from sessions.live.access import WebSocketAccess  # noqa: E402
-from sessions.live.consumers import SensorDataConsumer  # noqa: E402
+from sessions.live.routing import websocket_router  # noqa: E402
 
 flow.install()
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AuthMiddlewareStack(
-            WebSocketAccess(URLRouter([path("ws/sensor-data", SensorDataConsumer.as_asgi())]))
-        ),
+        "websocket": AuthMiddlewareStack(WebSocketAccess(websocket_router)),
     }
 )

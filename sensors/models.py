@@ -1,7 +1,6 @@
 from django.db import models
 from django.db.models import Q
 
-
 # The simulated rig every installation has (migration 0002): what a request that names no rig means.
 DEFAULT_RIG = "sim"
 

@@ -22,7 +22,8 @@ LAYERS = [
     (
         "interfaces",
         [
-            "sessions.api", "sessions.live.consumers", "sessions.engine", "sessions.admin", "sessions.management",
+            "sessions.api", "sessions.live.consumers", "sessions.live.routing", "sessions.engine", "sessions.admin",
+            "sessions.management",
             "sensors.api", "sensors.admin", "sensors.management",
             # A data migration may run the code of its day (0005 sums existing readings into rollups).
             "sessions.migrations", "sensors.migrations",

@@ -11,13 +11,25 @@ decide whether to save it (it saves only on `http.response.start`): 19 % of daph
 clients at 10,000 readings/s (docs/benchmarks.md). And autobahn formats the arguments of a debug
 log line (`hltype`, `hlval`: click styling) for every frame it sends, logged or not: another
 20 %; those two formatters become pass-throughs in its protocol module.
+
+Two answers daphne cannot give on its own, given here as well:
+- a WebSocket handshake refused with an HTTP status (the ASGI `websocket.http.response`
+  extension, status line only: autobahn sends no body with a refusal), so a path with no route
+  is a 404 (sessions/live/routing.py) instead of daphne's one refusal, 403;
+- the body of a POST left to Django: Twisted parses every multipart form itself before daphne
+  sees it (daphne passes the raw body on and never reads that parse), and answers one it cannot
+  parse, such as a multipart with only its closing boundary, with a bare 400 that has no body and
+  no content type. Without that parse Django's parser decides, and its errors are JSON 400s
+  naming the problem (docs/errors.md).
 """
 
 import sys
 from functools import partial
+from http import HTTPStatus
 
 EXTENSION = "robotest.unsent_bytes"
 SEND = "robotest.send"
+HTTP_RESPONSE = "websocket.http.response"
 
 
 def install() -> None:
@@ -36,6 +48,7 @@ def install() -> None:
                 **scope.get("extensions", {}),
                 EXTENSION: partial(unsent_bytes, protocol),
                 SEND: partial(self.handle_reply, protocol),
+                HTTP_RESPONSE: {},
             }
             scope = {**scope, "extensions": extensions}
         return original(self, protocol, scope)
@@ -43,6 +56,8 @@ def install() -> None:
     create_application._robotest = True
     server.create_application = create_application
     _quiet_autobahn_debug_arguments()
+    _refuse_handshakes_with_a_status()
+    _leave_post_bodies_to_django()
 
 
 def _as_is(value, *args, **kwargs):
@@ -53,6 +68,44 @@ def _quiet_autobahn_debug_arguments() -> None:
     from autobahn.websocket import protocol
 
     protocol.hltype = protocol.hlval = _as_is
+
+
+def _refuse_handshakes_with_a_status() -> None:
+    from autobahn.websocket.types import ConnectionDeny
+    from daphne.ws_protocol import WebSocketProtocol
+
+    original = WebSocketProtocol.handle_reply
+
+    def handle_reply(self, message):
+        kind = message.get("type")
+        if kind == "websocket.http.response.start" and self.state == self.STATE_CONNECTING:
+            self.robotest_refusal = int(message["status"])
+            return None
+        if kind == "websocket.http.response.body" and hasattr(self, "robotest_refusal"):
+            if message.get("more_body"):
+                return None
+            status = self.robotest_refusal
+            del self.robotest_refusal
+            # As daphne's own refusal (serverReject), with the application's status.
+            self.handshake_deferred.errback(ConnectionDeny(code=status, reason=HTTPStatus(status).phrase))
+            del self.handshake_deferred
+            self.server.protocol_disconnected(self)
+            return None
+        return original(self, message)
+
+    WebSocketProtocol.handle_reply = handle_reply
+
+
+def _leave_post_bodies_to_django() -> None:
+    from daphne.http_protocol import WebRequest
+
+    original = WebRequest.__init__
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self._parsePOSTFormSubmission = False  # twisted.web.http.Request's switch for its form parse
+
+    WebRequest.__init__ = __init__
 
 
 def unsent_bytes(protocol) -> int:

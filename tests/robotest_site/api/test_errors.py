@@ -12,7 +12,7 @@ import warnings
 import pytest
 from django.conf import settings
 
-from tests.conftest import T0
+from tests.conftest import T0, readings
 
 pytestmark = pytest.mark.django_db
 
@@ -208,3 +208,62 @@ def test_an_unsupported_method_is_a_405(staff_client, bench_session):
     assert staff_client.get("/api/v1/sessions/start").status_code == 405
     assert staff_client.put(f"/api/v1/sessions/{bench_session}/", {}, format="json").status_code == 405
     assert staff_client.delete(f"/api/v1/sessions/{bench_session}/readings/").status_code == 405
+
+
+
+# schemathesis (ST104/ST109) found a bare 400 with no body and no content type on these: daphne's
+# Twisted parsed the multipart before Django (tests/e2e/test_embedded.py sends them through daphne).
+POSTS = [
+    "/api/v1/sessions/start",
+    "/api/v1/sessions/stop",
+    "/api/v1/sessions/reset",
+    "/api/v1/results/{result}/acknowledge/",
+    "/api/v1/sessions/{session}/readings/",
+    "/api/v1/rigs/",
+    "/api/v1/rules/",
+]
+
+
+@pytest.fixture
+def post_targets(ingest, bench_session):
+    """The path arguments, and a function that says what a POST may have changed."""
+    from sessions.models import RecordingSession, ValidationResult
+
+    result = ingest(bench_session, readings("fz", [95.0])).json()["validation"][0]["id"]
+
+    def state():
+        return (
+            list(RecordingSession.objects.order_by("id").values_list("id", "status")),
+            list(ValidationResult.objects.order_by("id").values_list("id", "acknowledged_at")),
+        )
+
+    return {"session": bench_session, "result": result}, state
+
+
+@pytest.mark.parametrize("path", POSTS)
+def test_a_multipart_body_without_a_boundary_is_a_json_400_naming_it(staff_client, post_targets, path):
+    arguments, state = post_targets
+    before = state()
+
+    response = staff_client.generic(
+        "POST", path.format(**arguments), b"--BOUNDARY--\r\n", content_type="multipart/form-data"
+    )
+
+    assert response.status_code == 400, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    assert "Invalid boundary in multipart" in response.json()["detail"]
+    assert state() == before
+
+
+@pytest.mark.parametrize("path", POSTS)
+def test_an_empty_multipart_is_an_empty_form_answered_in_json(staff_client, post_targets, path):
+    # Only the closing boundary: a form with no fields, answered as a JSON body `{}` would be.
+    arguments, _ = post_targets
+    url = path.format(**arguments)
+
+    multipart = staff_client.generic("POST", url, b"--B--\r\n", content_type="multipart/form-data; boundary=B")
+
+    assert multipart["Content-Type"] == "application/json"
+    assert multipart.status_code < 500
+    if multipart.status_code >= 400:
+        assert multipart.json()["detail"]
