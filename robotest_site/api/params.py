@@ -11,6 +11,8 @@ _FIRST = datetime(1970, 1, 1, tzinfo=UTC)
 _LAST = datetime(3000, 1, 1, tzinfo=UTC)
 _LAST_UNIX = _LAST.timestamp()
 
+MAX_ID = 2**63 - 1  # the largest bigint: an id past it is a 400, not a database error
+
 
 def bad(name: str, message: str) -> ValidationError:
     return ValidationError({name: [message]})

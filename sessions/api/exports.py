@@ -78,7 +78,7 @@ class SessionCsvExportView(APIView):
     )
     def get(self, request, session_id: int | None = None):
         if session_id is None:
-            session_id = params.integer(request.query_params, "session", default=None, minimum=1, maximum=2**63 - 1)
+            session_id = params.integer(request.query_params, "session", default=None, minimum=1, maximum=params.MAX_ID)
         if session_id is None:
             session = RecordingSession.objects.select_related("rig").order_by("-started_at", "-id").first()
             if session is None:

@@ -1,9 +1,9 @@
-"""What the API views look up by name or id: the object, or the JSON 404 that names it (CONTRACT "Errors")."""
+"""What the API views look up by name or id: the object, or the JSON 404 that names it (docs/errors.md)."""
 
 from rest_framework.exceptions import NotFound
 
 from robotest_site.api import params
-from sensors.models import Rig
+from sensors.models import Rig, Sensor
 from sessions.models import RecordingSession
 
 
@@ -24,5 +24,24 @@ def session_or_404(session_id: int) -> RecordingSession:
 
 def session_param(query) -> RecordingSession | None:
     """The session `?session=` names (a 400 for a bad id, a 404 for an unknown one), or None without one."""
-    session_id = params.integer(query, "session", default=None, minimum=1, maximum=2**63 - 1)
+    session_id = params.integer(query, "session", default=None, minimum=1, maximum=params.MAX_ID)
     return None if session_id is None else session_or_404(session_id)
+
+
+def sensor_ids_or_404(
+    session: RecordingSession | None, *, name: str | None = None, sensor_type: str | None = None
+) -> list[int] | None:
+    """The sensors `?sensor=` and `?sensor_type=` select (of the session's rig), None without either;
+    a 404 for a sensor name that is not there."""
+    if not name and not sensor_type:
+        return None
+    sensors = Sensor.objects.all()
+    if session is not None:
+        sensors = sensors.filter(rig_id=session.rig_id)
+    if name:
+        sensors = sensors.filter(name=name)
+        if not sensors.exists():
+            raise NotFound(f"no sensor named {name!r}" + (f" in session {session.pk}" if session else ""))
+    if sensor_type:
+        sensors = sensors.filter(sensor_type=sensor_type)
+    return list(sensors.values_list("id", flat=True))

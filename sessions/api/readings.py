@@ -1,20 +1,22 @@
 """Readings: `/api/v1/sensors/readings` (and a session's `readings/`) in time order, and `latest`."""
 
+from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from robotest_site.api import params
 from robotest_site.api.errors import error_responses
-from sensors.models import Sensor
 from sessions.api import schema as api_schema
-from sessions.api.lookups import rig_or_404, session_or_404, session_param
+from sessions.api.lookups import rig_or_404, sensor_ids_or_404, session_or_404, session_param
+from sessions.models import RecordingSession
 from sessions.reads.readings import readings_after_seq, readings_latest, readings_list
 from sessions.reads.sessions import latest_session
 
@@ -93,58 +95,71 @@ class ReadingsView(APIView):
 
 
 def readings_response(request, *, session_id: int | None) -> Response:
-    from django.conf import settings
-
-    query = request.query_params
-    session = None
-    if session_id is None and query.get("session") not in (None, ""):
-        session_id = params.integer(query, "session", default=None, minimum=1, maximum=2**63 - 1)
-    if session_id is not None:
-        session = session_or_404(session_id)
-    sensor_ids = None
-    sensors = Sensor.objects.all()
-    if session is not None:
-        sensors = sensors.filter(rig_id=session.rig_id)
-    if query.get("sensor"):
-        sensors = sensors.filter(name=query["sensor"])
-        sensor_ids = list(sensors.values_list("id", flat=True))
-        if not sensor_ids:
-            raise NotFound(f"no sensor named {query['sensor']!r}" + (f" in session {session.pk}" if session else ""))
-    if query.get("sensor_type"):
-        sensor_ids = list(sensors.filter(sensor_type=query["sensor_type"]).values_list("id", flat=True))
-    start = params.time_param(query, "start_time")
-    end = params.time_param(query, "end_time")
-    if start and end and end < start:
-        raise params.bad("end_time", "must not be before start_time")
-    limit = params.integer(query, "limit", default=100, minimum=1, maximum=settings.MAX_DATA_POINTS)
-    after_seq = params.integer(query, "after_seq", default=None, minimum=0, maximum=2**63 - 1)
-    if after_seq is not None:
-        if session_id is None:
-            raise params.bad("after_seq", "needs a session: sequence positions count within one session")
+    """The readings a query asks for, a page at a time; `Link: rel="next"` when the page is full."""
+    query = ReadingsQuery.parse(request.query_params, session_id=session_id)
+    next_position = None
+    if query.after_seq is not None:
         # Backfill of a live gap: the readings after a position, in sequence order.
-        rows = readings_after_seq(session_id=session_id, sensor_ids=sensor_ids, after_seq=after_seq, limit=limit)
-        headers = {}
-        if len(rows) == limit:
-            next_query = {k: v for k, v in query.items() if k != "after_seq"}
-            next_query["after_seq"] = rows[-1]["seq"]
-            headers["Link"] = f'<{request.build_absolute_uri(request.path)}?{urlencode(next_query)}>; rel="next"'
-        return Response(rows, headers=headers)
-    after = _cursor(query.get("after"))
-    rows = readings_list(
-        session_id=session_id, sensor_ids=sensor_ids, start=start, end=end, after=after, limit=limit
-    )
-    headers = {}
-    if len(rows) == limit:
-        last_time, last_id = rows[-1]["_key"]
-        next_query = {k: v for k, v in query.items() if k != "after"}
-        next_query["after"] = f"{round(last_time.timestamp() * 1_000_000)}.{last_id}"
-        headers["Link"] = f'<{request.build_absolute_uri(request.path)}?{urlencode(next_query)}>; rel="next"'
-    for row in rows:
-        del row["_key"]
+        rows = readings_after_seq(
+            session_id=query.session.pk, sensor_ids=query.sensor_ids, after_seq=query.after_seq, limit=query.limit
+        )
+        if len(rows) == query.limit:
+            next_position = ("after_seq", rows[-1]["seq"])
+    else:
+        rows = readings_list(
+            session_id=query.session.pk if query.session else None, sensor_ids=query.sensor_ids,
+            start=query.start, end=query.end, after=query.after, limit=query.limit,
+        )
+        if len(rows) == query.limit:
+            last_time, last_id = rows[-1]["_key"]
+            next_position = ("after", f"{round(last_time.timestamp() * 1_000_000)}.{last_id}")
+        for row in rows:
+            del row["_key"]
+    headers = {"Link": _next_link(request, *next_position)} if next_position else {}
     return Response(rows, headers=headers)
 
 
-def _cursor(raw: str | None):
+@dataclass(frozen=True)
+class ReadingsQuery:
+    """The query parameters of the readings endpoints, parsed; a bad one is a 400 naming it."""
+
+    session: RecordingSession | None
+    sensor_ids: list[int] | None  # None: every sensor
+    start: datetime | None
+    end: datetime | None
+    limit: int
+    after_seq: int | None
+    after: tuple[datetime, int] | None
+
+    @classmethod
+    def parse(cls, query, *, session_id: int | None) -> "ReadingsQuery":
+        session = session_param(query) if session_id is None else session_or_404(session_id)
+        start = params.time_param(query, "start_time")
+        end = params.time_param(query, "end_time")
+        if start and end and end < start:
+            raise params.bad("end_time", "must not be before start_time")
+        after_seq = params.integer(query, "after_seq", default=None, minimum=0, maximum=params.MAX_ID)
+        if after_seq is not None and session is None:
+            raise params.bad("after_seq", "needs a session: sequence positions count within one session")
+        return cls(
+            session=session,
+            sensor_ids=sensor_ids_or_404(session, name=query.get("sensor"), sensor_type=query.get("sensor_type")),
+            start=start,
+            end=end,
+            limit=params.integer(query, "limit", default=100, minimum=1, maximum=settings.MAX_DATA_POINTS),
+            after_seq=after_seq,
+            after=_cursor(query.get("after")),
+        )
+
+
+def _next_link(request, name: str, position) -> str:
+    """The `Link` to the next page: this query with its position parameter moved on."""
+    query = {key: value for key, value in request.query_params.items() if key != name}
+    query[name] = position
+    return f'<{request.build_absolute_uri(request.path)}?{urlencode(query)}>; rel="next"'
+
+
+def _cursor(raw: str | None) -> tuple[datetime, int] | None:
     if not raw:
         return None
     try:

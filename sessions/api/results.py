@@ -6,7 +6,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -15,6 +14,7 @@ from robotest_site.api.errors import error_responses
 from robotest_site.api.filters import BooleanFilter, IdFilter, existing
 from robotest_site.api.permissions import ReadPublicOrAuthenticated
 from sensors.models import Sensor
+from sessions.api.lookups import sensor_ids_or_404, session_param
 from sessions.models import RecordingSession, ValidationResult
 from sessions.reads.results import AlreadyAcknowledged, result_acknowledge, result_json, results_list, results_queryset
 
@@ -145,20 +145,10 @@ class ValidationView(APIView):
     )
     def get(self, request):
         query = request.query_params
-        session_id = params.integer(query, "session", default=None, minimum=1, maximum=2**63 - 1)
-        sensor_ids = None
-        sensors = Sensor.objects.all()
-        if session_id is not None:
-            rig_id = RecordingSession.objects.filter(pk=session_id).values_list("rig_id", flat=True).first()
-            if rig_id is None:
-                raise NotFound(f"no session {session_id}")
-            sensors = sensors.filter(rig_id=rig_id)
-        if query.get("sensor"):
-            sensor_ids = list(sensors.filter(name=query["sensor"]).values_list("id", flat=True))
-            if not sensor_ids:
-                raise NotFound(f"no sensor named {query['sensor']!r}" + (f" in session {session_id}" if session_id else ""))
+        session = session_param(query)
+        sensor_ids = sensor_ids_or_404(session, name=query.get("sensor"))
         result_status = query.get("status") or None
         if result_status is not None and result_status not in ValidationResult.Status.values:
             raise params.bad("status", f"must be one of {', '.join(ValidationResult.Status.values)}, got {result_status!r}")
         limit = params.integer(query, "limit", default=50, minimum=1, maximum=MAX_VALIDATION_LIMIT)
-        return Response(results_list(session_id=session_id, sensor_ids=sensor_ids, status=result_status, limit=limit))
+        return Response(results_list(session_id=session.pk if session else None, sensor_ids=sensor_ids, status=result_status, limit=limit))
