@@ -112,6 +112,15 @@ def machine() -> dict[str, str]:
     return facts
 
 
+def save_json(path: str | None, facts: dict, args, results: list) -> None:
+    """The run's machine, arguments and results, to `--json PATH` if given."""
+    if path:
+        import json
+        from pathlib import Path
+
+        Path(path).write_text(json.dumps({"machine": facts, "args": vars(args), "results": results}, indent=2, default=str))
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

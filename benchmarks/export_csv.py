@@ -94,8 +94,7 @@ def main() -> None:
             )
     finally:
         _bench.stop_server(server)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"machine": facts, "args": vars(args), "results": results}, indent=2))
+    _bench.save_json(args.json, facts, args, results)
 
 
 def _ensure_database(url: str) -> None:

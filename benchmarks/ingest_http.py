@@ -85,8 +85,7 @@ def main() -> None:
             )
     finally:
         _bench.stop_server(server)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"machine": facts, "args": vars(args), "results": results}, indent=2))
+    _bench.save_json(args.json, facts, args, results)
 
 
 def _bodies(sensors: list[str], batches: int, batch: int, t0: float, seed: str) -> list[bytes]:

@@ -4,7 +4,7 @@ Two measurements, on PostgreSQL (default) or SQLite (`--db sqlite`), publishing 
 Redis channel layer (redis://127.0.0.1:6379/12):
 
   pipeline  Pre-generated simulator readings (N force sensors at 1 kHz) go through
-            `readings_record` in batches, each batch's events through `broadcast.publish`; in the
+            `readings_record` in batches, each batch's events through `events.publish`; in the
             same run the same rows are written by a raw bulk insert (psycopg 3 binary COPY with
             `write_row`, or sqlite3 `executemany`), timed the same way. Ratio = pipeline / raw.
   engine    The real `sessions.engine.Engine` in real time with N x 1 kHz sensors, for each N
@@ -73,8 +73,7 @@ def main() -> None:
         results = pipeline_mode(args)
     else:
         results = engine_mode(args)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"machine": facts, "args": vars(args), "results": results}, indent=2))
+    _bench.save_json(args.json, facts, args, results)
 
 
 # --- shared ---------------------------------------------------------------------------------
@@ -261,10 +260,10 @@ def _pregenerate(sims, t0: float, seconds: float, batch: int, per_second: float)
 async def _run_pipeline(session_id: int, items_batches, layer, args) -> dict:
     from django.db import connection
 
-    from sessions.live import events as broadcast
+    from sessions.live import events
     from sessions.recording.pipeline import SessionRecorder, readings_record
 
-    await _subscribe(layer, broadcast.session_group(session_id), args.subscribers)
+    await _subscribe(layer, events.LIVE_GROUP, args.subscribers)
     recorder = SessionRecorder(session_id)
     loop = asyncio.get_running_loop()
     # Like the engine: one database thread that keeps its connection; the loop publishes.
@@ -291,8 +290,8 @@ async def _run_pipeline(session_id: int, items_batches, layer, args) -> dict:
         result = await loop.run_in_executor(db, record, items)
         t2 = time.perf_counter()
         if not args.no_publish:
-            for event in broadcast.batch_events(result):
-                await broadcast.publish(layer, session_id, event)
+            for event in events.batch_events(result):
+                await events.publish(layer, session_id, event)
         t3 = time.perf_counter()
         record_s += t2 - t1
         publish_s += t3 - t2
@@ -425,28 +424,28 @@ def _sqlite_rows(table: str, prepared) -> float:
 class CountingLayer:
     """The real channel layer, noting each published flush: when, how big, how old its newest reading.
 
-    A flush goes out as events of at most `broadcast.MAX_EVENT_READINGS` readings, back to back
+    A flush goes out as events of at most `events.MAX_EVENT_READINGS` readings, back to back
     and in seq order: an event shorter than that (or the next event not following on) ends one.
     """
 
     def __init__(self, inner) -> None:
-        from sessions.live import events as broadcast
+        from sessions.live import events
 
         self.inner = inner
         self.batches: list[tuple[float, int, float]] = []
         self.events = 0
-        self._limit = getattr(broadcast, "MAX_EVENT_READINGS", None)
+        self._limit = getattr(events, "MAX_EVENT_READINGS", None)
         self._open: list = []  # [size, next first_seq] of the flush being published
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
     async def group_send(self, group, message):
-        from sessions.live import events as broadcast
+        from sessions.live import events
 
         # Events carry "readings" (dicts) or, since 16ee18a, "lines" (each reading's JSON text).
         readings = message.get("readings") or message.get("lines") if message.get("type") == "sensor.batch" else None
-        if readings and group != broadcast.LIVE_GROUP:
+        if readings and group == events.LIVE_GROUP:
             self.events += 1
             if self._open and self._open[1] != message["first_seq"]:
                 self._open = []
@@ -496,12 +495,12 @@ async def _run_engine(session_id: int, n: int, args) -> dict:
 
     from sessions import engine as engine_module
     from sessions.engine import Engine
-    from sessions.live import events as broadcast
+    from sessions.live import events
 
     # A layer of its own per event loop: channels_redis binds its receive lock to the first loop
     # that receives, and each N runs on a new loop (asyncio.run).
     layer = CountingLayer(channel_layers.make_backend("default"))
-    await _subscribe(layer, broadcast.session_group(session_id), args.subscribers)
+    await _subscribe(layer, events.LIVE_GROUP, args.subscribers)
     # Each flush the engine makes: (start, seconds, readings offered), noted in its database thread.
     flushes: list[tuple[float, float, int]] = []
     recorded = engine_module.readings_record

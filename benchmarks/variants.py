@@ -106,7 +106,6 @@ def results_save_copy(*, recorder, episodes) -> list[dict]:
     import json
 
     from sessions.models import RecordingSession, ValidationResult
-    from sessions.recording.pipeline import episode_json
     from sessions.recording.storage import from_unix
 
     if not episodes:
@@ -174,7 +173,7 @@ def results_save_copy(*, recorder, episodes) -> list[dict]:
             )
     if new:
         RecordingSession.objects.filter(pk=session_id).update(alert_count=F("alert_count") + len(new))
-    return [episode_json(e, session_id=session_id) for e in episodes]
+    return [e.as_json(session_id=session_id) for e in episodes]
 
 
 def results_insert_binary(session_id: int, rows) -> list[int]:

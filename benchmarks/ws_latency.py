@@ -229,17 +229,31 @@ def _summary(hist: Counter, worst: float) -> dict:
     }
 
 
+class Latencies:
+    """Latencies counted in BIN-wide bins: all of them, and the steady ones (after the warm-up)."""
+
+    def __init__(self) -> None:
+        self.all, self.steady = Counter(), Counter()
+        self.worst_all = self.worst_steady = 0.0
+
+    def add(self, latency: float, *, steady: bool) -> None:
+        key = int(latency / BIN) if latency > 0 else 0
+        self.all[key] += 1
+        self.worst_all = max(self.worst_all, latency)
+        if steady:
+            self.steady[key] += 1
+            self.worst_steady = max(self.worst_steady, latency)
+
+
 def _latencies(clients: list[Client], session: int, steady_from: float) -> dict:
     """Every reading's latency at every client, from the auditor's timestamps."""
     auditor = clients[0]
     column = auditor.ts.get(session, array.array("d"))
     first_steady = bisect.bisect_left(column, steady_from) + 1  # seq of the first steady reading
-    steady, everything = Counter(), Counter()
-    worst_steady = worst_all = 0.0
+    overall = Latencies()
     per_client = []
     for client in clients:
-        mine = Counter()
-        mine_worst = 0.0
+        mine = Latencies()
         unverified = unknown_ts = 0
         for arrival, sess, first, n, digest in client.frames:
             if sess != session:
@@ -254,15 +268,8 @@ def _latencies(clients: list[Client], session: int, steady_from: float) -> dict:
                     if stamp is None:
                         unknown_ts += 1
                         continue
-                latency = arrival - stamp
-                key = int(latency / BIN) if latency > 0 else 0
-                everything[key] += 1
-                worst_all = max(worst_all, latency)
-                if seq >= first_steady:
-                    steady[key] += 1
-                    mine[key] += 1
-                    worst_steady = max(worst_steady, latency)
-                    mine_worst = max(mine_worst, latency)
+                overall.add(arrival - stamp, steady=seq >= first_steady)
+                mine.add(arrival - stamp, steady=seq >= first_steady)
         per_client.append(
             {
                 "client": client.index,
@@ -279,15 +286,15 @@ def _latencies(clients: list[Client], session: int, steady_from: float) -> dict:
                 "other_frames": dict(client.kinds),
                 "bytes": client.bytes,
                 "anomalies": client.anomalies[:5],
-                "steady": _summary(mine, mine_worst),
+                "steady": _summary(mine.steady, mine.worst_steady),
             }
         )
     return {
         "first_steady_seq": first_steady,
-        "steady_hist": dict(steady),
-        "all_hist": dict(everything),
-        "worst_steady": worst_steady,
-        "worst_all": worst_all,
+        "steady_hist": dict(overall.steady),
+        "all_hist": dict(overall.all),
+        "worst_steady": overall.worst_steady,
+        "worst_all": overall.worst_all,
         "clients": per_client,
     }
 
@@ -621,11 +628,11 @@ class LayerProbe(threading.Thread):
     async def _main(self) -> None:
         from channels_redis.core import RedisChannelLayer
 
-        from sessions.live import events as broadcast
+        from sessions.live import events
 
         layer = RedisChannelLayer(hosts=[REDIS_URL], capacity=1000, expiry=10)
         channel = await layer.new_channel()
-        await layer.group_add(broadcast.LIVE_GROUP, channel)
+        await layer.group_add(events.LIVE_GROUP, channel)
         self.ready.set()
         try:
             while True:
@@ -645,31 +652,24 @@ class LayerProbe(threading.Thread):
                       and message["data"].get("status") == "completed"):
                     return
         finally:
-            await layer.group_discard(broadcast.LIVE_GROUP, channel)
+            await layer.group_discard(events.LIVE_GROUP, channel)
 
     def summary(self, session: int, steady_from: float) -> dict:
-        steady, everything = Counter(), Counter()
-        worst_steady = worst_all = 0.0
+        latencies = Latencies()
         seqs = 0
         for arrival, sess, first, stamps in self.events:
             if sess != session:
                 continue
             seqs += len(stamps)
             for stamp in stamps:
-                latency = arrival - stamp
-                key = int(latency / BIN) if latency > 0 else 0
-                everything[key] += 1
-                worst_all = max(worst_all, latency)
-                if stamp >= steady_from:
-                    steady[key] += 1
-                    worst_steady = max(worst_steady, latency)
+                latencies.add(arrival - stamp, steady=stamp >= steady_from)
         batch = [len(s) for _, sess, _, s in self.events if sess == session]
         return {
             "readings": seqs,
             "events": len(batch),
             "median_event_readings": _bench.median(batch),
-            "steady": _summary(steady, worst_steady),
-            "all": _summary(everything, worst_all),
+            "steady": _summary(latencies.steady, latencies.worst_steady),
+            "all": _summary(latencies.all, latencies.worst_all),
             "error": self.error,
         }
 

@@ -36,7 +36,7 @@ def root(request):
 
 
 def not_found(request, exception):
-    """A path nothing routes: JSON under /api/ (API errors are JSON, CONTRACT "Errors"), Django's page elsewhere."""
+    """A path nothing routes: JSON under /api/ (API errors are JSON, docs/errors.md), Django's page elsewhere."""
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": f"no such path: {request.path}"}, status=404)
     return page_not_found(request, exception)

@@ -114,6 +114,25 @@ class Episode:
     is_open: bool = True
     result_id: int | None = None
 
+    def as_json(self, *, session_id: int) -> dict:
+        """The one shape of a validation result: the ingest answer, the live feed and `/api/v1/results/`."""
+        return {
+            "id": self.result_id,
+            "session_id": session_id,
+            "sensor_type": self.sensor_type,
+            "sensor": self.sensor,
+            "rule": self.rule,
+            "status": self.status,
+            "message": self.message,
+            "timestamp": self.last_timestamp,
+            "first_timestamp": self.first_timestamp,
+            "last_timestamp": self.last_timestamp,
+            "count": self.count,
+            "peak": self.peak,
+            "details": self.details,
+            "open": self.is_open,
+        }
+
 
 def _format_value(value) -> str:
     if type(value) is int and abs(value) < 10**12:

@@ -240,12 +240,9 @@ class SessionRunner:
                 return
             except DatabaseError:
                 logger.exception("could not store %d readings of session %s; retrying", len(batch), self.session_id)
+                # The same bounded batch again: the runner waits on this flush, so nothing new fell
+                # due meanwhile, and what was left over (self.pending) goes in the next flushes.
                 await asyncio.sleep(RETRY_SECONDS)
-                # Samples that fell due meanwhile join the retry.
-                batch.extend(self.pending)
-                self.pending = []
-                if self.closing:
-                    continue
         if result.lines:
             for event in events.batch_events(result):
                 self._emit(event)

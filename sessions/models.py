@@ -1,6 +1,9 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+
+from sensors.rules import Episode
 
 
 class RecordingSession(models.Model):
@@ -52,6 +55,11 @@ class RecordingSession(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.name or self.rig_id}"
+
+    def duration_seconds(self) -> float:
+        """Seconds from start to stop, or to now while it records."""
+        end = self.stopped_at or timezone.now()
+        return (end - self.started_at).total_seconds()
 
 
 class Reading(models.Model):
@@ -112,6 +120,15 @@ class ValidationResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule} {self.status} x{self.count}"
+
+    def episode(self, *, sensor: str | None = None, sensor_type: str | None = None) -> Episode:
+        """The stored result as the validator's Episode; without the sensor's name and type, from `self.sensor`."""
+        return Episode(
+            rule=self.rule, sensor=sensor or self.sensor.name, sensor_type=sensor_type or self.sensor.sensor_type,
+            status=self.status, message=self.message, first_timestamp=self.first_timestamp.timestamp(),
+            last_timestamp=self.last_timestamp.timestamp(), count=self.count, peak=self.peak, details=self.details,
+            is_open=self.is_open, result_id=self.pk,
+        )
 
 
 class EngineHeartbeat(models.Model):

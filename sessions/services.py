@@ -13,6 +13,7 @@ from sensors.rules import rules_snapshot
 from sensors.simulators import has_simulator, rate_for
 from sessions.live import events
 from sessions.models import Reading, ReadingRollup, RecordingSession, ValidationResult
+from sessions.reads.results import results_queryset
 from sessions.reads.sessions import engine_alive, session_summary
 from sessions.reads.stats import sensor_stats
 from sessions.recording.ingest import batch_parse, batch_record, recorder_forget
@@ -26,6 +27,10 @@ STOP_WAIT_SECONDS = 15.0
 
 class SessionConflict(Exception):
     """The request does not fit the session's state (already recording, nothing recording)."""
+
+
+class AlreadyAcknowledged(Exception):
+    """The result was acknowledged before; the first acknowledgement stands."""
 
 
 class IngestRefused(Exception):
@@ -177,3 +182,19 @@ def _verdict(session_id: int, stats: dict[str, dict]) -> str:
 def _publish_status(session_id: int) -> None:
     session = RecordingSession.objects.select_related("rig").get(pk=session_id)
     events.publish_sync(session_id, events.status_event(session_summary(session)))
+
+
+def result_acknowledge(*, result_id: int, user: AbstractBaseUser, comment: str = "") -> ValidationResult:
+    """Record who acknowledged a result, when, and why; AlreadyAcknowledged if someone did already.
+
+    The first acknowledgement is kept: a second one would rewrite who took responsibility.
+    """
+    with transaction.atomic():
+        result = results_queryset().select_for_update(of=("self",)).get(pk=result_id)
+        if result.acknowledged_at is not None:
+            raise AlreadyAcknowledged(result)
+        result.acknowledged_by = user
+        result.acknowledged_at = timezone.now()
+        result.acknowledge_comment = comment
+        result.save(update_fields=["acknowledged_by", "acknowledged_at", "acknowledge_comment"])
+    return result

@@ -71,6 +71,15 @@ def items(sensor: str, values, *, t0: float = T0, step: float = 0.01) -> list[tu
     return [(sensor, t0 + i * step, value) for i, value in enumerate(values)]
 
 
+def line(seq: int, sensor: str, ts: float, value, *, session_id: int = 7, sensor_type: str = "force") -> str:
+    """A reading as the pipeline encodes it for the live feed (one JSON line)."""
+    return json.dumps(
+        {"timestamp": ts, "sensor_type": sensor_type, "value": value, "sensor": sensor, "session_id": session_id,
+         "seq": seq},
+        separators=(",", ":"),
+    )
+
+
 def stored(session_id: int) -> list[tuple]:
     """A session's stored readings as (sensor name, Unix seconds, value, seq), in seq order."""
     from sessions.models import Reading

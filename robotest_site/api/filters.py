@@ -55,7 +55,7 @@ class TimeFilter(filters.Filter):
 def existing(what: str, model, lookup: str, target: str):
     """A filter method: `target=value`, or a 404 when no `model` row has `lookup=value`.
 
-    A filter that names something missing is a 404 (CONTRACT "Errors"), not an empty list.
+    A filter that names something missing is a 404 (docs/errors.md), not an empty list.
     """
 
     def method(queryset, name, value):

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from robotest_site.api import params
 from robotest_site.api.errors import error_responses
+from sensors.models import DEFAULT_RIG
 from sessions.api import schema as api_schema
 from sessions.api.lookups import rig_or_404, sensor_ids_or_404, session_or_404, session_param
 from sessions.models import RecordingSession
@@ -67,7 +68,7 @@ class LatestReadingsView(APIView):
                 raise params.bad("rig", f"session {session.pk} records rig {session.rig.name!r}, not {query['rig']!r}")
             rig = session.rig
         else:
-            rig = rig_or_404(query.get("rig") or "sim")
+            rig = rig_or_404(query.get("rig") or DEFAULT_RIG)
             session = latest_session(rig=rig)
         if session is None:
             latest = dict.fromkeys(rig.sensors.order_by("name").values_list("name", flat=True))

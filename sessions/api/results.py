@@ -16,7 +16,8 @@ from robotest_site.api.permissions import ReadPublicOrAuthenticated
 from sensors.models import Sensor
 from sessions.api.lookups import sensor_ids_or_404, session_param
 from sessions.models import RecordingSession, ValidationResult
-from sessions.reads.results import AlreadyAcknowledged, result_acknowledge, result_json, results_list, results_queryset
+from sessions.reads.results import result_json, results_list, results_queryset
+from sessions.services import AlreadyAcknowledged, result_acknowledge
 
 BAD = "a bad parameter, named in the message"
 

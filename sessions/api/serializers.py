@@ -1,6 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from sensors.models import DEFAULT_RIG
 from sessions.models import RecordingSession
 from sessions.reads.stats import sensor_stats, sensor_stats_current
 
@@ -26,7 +27,7 @@ SENSOR_STATS_SCHEMA = {
 class SessionStartSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    rig = serializers.SlugField(max_length=64, required=False, default="sim")
+    rig = serializers.SlugField(max_length=64, required=False, default=DEFAULT_RIG)
 
 
 class SessionStopSerializer(serializers.Serializer):
@@ -34,7 +35,7 @@ class SessionStopSerializer(serializers.Serializer):
 
 
 class SessionResetSerializer(serializers.Serializer):
-    rig = serializers.SlugField(max_length=64, required=False, default="sim")
+    rig = serializers.SlugField(max_length=64, required=False, default=DEFAULT_RIG)
 
 
 class RecordingSessionSerializer(serializers.ModelSerializer):
@@ -61,10 +62,7 @@ class RecordingSessionSerializer(serializers.ModelSerializer):
         return session.verdict or None
 
     def get_duration_seconds(self, session: RecordingSession) -> float:
-        from django.utils import timezone
-
-        end = session.stopped_at or timezone.now()
-        return round((end - session.started_at).total_seconds(), 6)
+        return round(session.duration_seconds(), 6)
 
 
 class RecordingSessionDetailSerializer(RecordingSessionSerializer):

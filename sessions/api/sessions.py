@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from robotest_site.api import openapi
 from robotest_site.api.errors import error_responses
 from robotest_site.api.permissions import IsStaffOrReadOnly, ReadPublicOrAuthenticated
+from sensors.models import DEFAULT_RIG
 from sessions import services
 from sessions.api import schema as api_schema
 from sessions.api.filters import SessionFilter
@@ -88,9 +89,9 @@ class SessionStopView(APIView):
         serializer.is_valid(raise_exception=True)
         session_id = serializer.validated_data.get("session_id")
         if session_id is None:
-            session = recording_session(rig_name="sim")
+            session = recording_session(rig_name=DEFAULT_RIG)
             if session is None:
-                return _conflict("nothing is recording on rig 'sim'")
+                return _conflict(f"nothing is recording on rig {DEFAULT_RIG!r}")
         else:
             session = session_or_404(session_id)
         try:
@@ -141,7 +142,7 @@ class SessionStatusView(APIView):
         },
     )
     def get(self, request):
-        rig = rig_or_404(request.query_params.get("rig") or "sim")
+        rig = rig_or_404(request.query_params.get("rig") or DEFAULT_RIG)
         return Response(recording_status(rig=rig))
 
 

@@ -1,4 +1,4 @@
-"""The live feed: `/ws/sensor-data`, the seed's protocol (CONTRACT "WebSocket")."""
+"""The live feed: `/ws/sensor-data`, one consumer per client (the protocol: docs/websocket.md)."""
 
 import asyncio
 import json
@@ -70,7 +70,7 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
         if outbox is None:
             return
         outbox.close()
-        presence.disconnected(outbox.total_dropped)
+        presence.disconnected()  # its drops were counted as they happened (presence.dropped)
         await self.hub.leave(self)
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -122,7 +122,7 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
 
 
 def _direct_send(send):
-    """daphne's own send for this connection (daphne_flow), as `send(text_data=…)`; None elsewhere."""
+    """daphne's own send for this connection (sessions/live/flow.py), as `send(text_data=…)`; None elsewhere."""
     if send is None:
         return None
 

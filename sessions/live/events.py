@@ -19,10 +19,6 @@ LIVE_GROUP = "sessions.live"
 ENGINE_GROUP = "engine"
 
 
-def session_group(session_id: int) -> str:
-    return f"session.{int(session_id)}"
-
-
 # Readings per layer message: a flush that fell behind (tens of thousands of readings) goes out
 # as several events, each small enough for Redis to pass without stalling the other clients.
 MAX_EVENT_READINGS = 2000
@@ -53,9 +49,12 @@ def status_event(summary: dict) -> dict:
 
 
 async def publish(layer, session_id: int, event: dict) -> None:
-    """Send one event to the session's group and to the live group; a layer fault is logged, not raised."""
+    """Send one event to the live group, which every consumer joins; a layer fault is logged, not raised.
+
+    A consumer filters by session itself (its Subscription, sessions/live/frames.py): one group
+    keeps a publish to one layer round trip, whatever the sessions a client follows.
+    """
     try:
-        await layer.group_send(session_group(session_id), event)
         await layer.group_send(LIVE_GROUP, event)
     except Exception:
         logger.exception("could not publish %s of session %s", event.get("type"), session_id)

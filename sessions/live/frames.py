@@ -1,14 +1,16 @@
-"""What one WebSocket client receives: its subscription, frame building and decimation.
+"""What one WebSocket client receives: its subscription and frame building.
 
 Layer events carry each reading already encoded as JSON text (`lines`), so a frame is built by
 joining strings; the frames every unfiltered client gets (and the validation frames) are built
 once per event in a process (`EventFrames`), not once per client. Only a client that asks for
-`max_hz` has its readings parsed, to keep each interval's extremes.
+`max_hz` has its readings parsed, to keep each interval's extremes (sessions/live/decimation.py).
 """
 
 import json
 import math
 from dataclasses import dataclass, field
+
+from sessions.live.decimation import Decimator
 
 _SINGLE = '{"type":"sensor_data","data":%s}'
 _BATCH = '{"type":"sensor_data_batch","session_id":%d,"data":[%s]}'
@@ -46,7 +48,7 @@ class Subscription:
     sensors: frozenset[str] | None = None
     batch: bool = False
     max_hz: float | None = None
-    _decimator: "Decimator | None" = field(default=None, repr=False)
+    _decimator: Decimator | None = field(default=None, repr=False)
 
     @classmethod
     def parse(cls, data: object) -> "Subscription":
@@ -141,50 +143,3 @@ class EventFrames:
                 for result in self.event.get("validation", ())
             ]
         return self._validation
-
-
-class Decimator:
-    """Thins each sensor to at most about `max_hz` readings a second, keeping every interval's
-    lowest and highest value (a spike is never thinned away).
-
-    An interval is sent once a later reading of its sensor shows it is over, so a decimated stream
-    runs at most one interval behind.
-    """
-
-    def __init__(self, max_hz: float) -> None:
-        # Two readings (the extremes) per interval: intervals twice as long keep the rate.
-        self.width = 2.0 / max_hz
-        # (session, sensor) -> [bucket, lowest (key, position, line), highest (key, position, line)]
-        self.open: dict[tuple[int, str], list] = {}
-
-    def thin(self, lines: list[str]) -> list[str]:
-        out: list[str] = []
-        for line in lines:
-            reading = json.loads(line)
-            # Sensor names repeat across rigs; sequence positions across sessions.
-            sensor = (reading["session_id"], reading["sensor"])
-            position = (reading["session_id"], reading["seq"])
-            bucket = math.floor(reading["timestamp"] / self.width)
-            value = reading["value"]
-            key = value if isinstance(value, int | float) and not isinstance(value, bool) else None
-            state = self.open.get(sensor)
-            if state is not None and state[0] != bucket:
-                out.extend(_extremes(state))
-                state = None
-            if state is None:
-                self.open[sensor] = [bucket, (key, position, line), (key, position, line)]
-                continue
-            if key is not None:
-                if state[1][0] is None or key < state[1][0]:
-                    state[1] = (key, position, line)
-                if state[2][0] is None or key > state[2][0]:
-                    state[2] = (key, position, line)
-        return out
-
-
-def _extremes(state: list) -> list[str]:
-    low, high = state[1], state[2]
-    if low[1] == high[1]:
-        return [low[2]]
-    first, second = sorted((low, high), key=lambda item: item[1])
-    return [first[2], second[2]]

@@ -31,7 +31,7 @@ def connected() -> None:
     _ensure_beat()
 
 
-def disconnected(_dropped_by_client: int = 0) -> None:
+def disconnected() -> None:
     _state["clients"] = max(0, _state["clients"] - 1)
 
 

@@ -6,14 +6,13 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from sensors.models import Sensor
+from sensors.models import DEFAULT_RIG, Sensor
 from sessions.live import presence
 from sessions.models import EngineHeartbeat, Reading, RecordingSession, ValidationResult
 
 
 def session_summary(session: RecordingSession) -> dict:
     """The stop summary (the seed's fields and more)."""
-    end = session.stopped_at or timezone.now()
     return {
         "session_id": session.pk,
         "rig": session.rig.name,
@@ -22,7 +21,7 @@ def session_summary(session: RecordingSession) -> dict:
         "started_at": session.started_at.isoformat(),
         "stopped_at": session.stopped_at.isoformat() if session.stopped_at else None,
         "total_readings": session.reading_count,
-        "session_duration": round((end - session.started_at).total_seconds(), 6),
+        "session_duration": round(session.duration_seconds(), 6),
         "validation_alerts": session.alert_count,
         "verdict": session.verdict or None,
         "summary_stats": session.summary_stats,
@@ -64,7 +63,7 @@ def recording_status(*, rig) -> dict:
             "validation_stats": {"total": 0, "warning": 0, "error": 0, "open": 0},
             "connected_clients": presence.total_clients(),
         }
-    duration = (timezone.now() - session.started_at).total_seconds()
+    duration = session.duration_seconds()
     by_status = dict(
         ValidationResult.objects.filter(session=session).values_list("status").annotate(n=Count("id")).order_by()
     )
@@ -104,7 +103,7 @@ def sensors_status() -> dict:
             .order_by()
         )
         for sensor in Sensor.objects.filter(rig_id=session.rig_id):
-            key = sensor.name if session.rig.name == "sim" else f"{session.rig.name}.{sensor.name}"
+            key = sensor.name if session.rig.name == DEFAULT_RIG else f"{session.rig.name}.{sensor.name}"
             n = counts.get(sensor.pk, 0)
             sensors[key] = {
                 "active": n > 0,

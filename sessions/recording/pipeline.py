@@ -79,7 +79,7 @@ class SessionRecorder:
         )
         by_id = {pk: name for name, (pk, _) in self.sensors.items()}
         open_episodes = [
-            _episode_from_result(r, by_id[r.sensor_id], self.sensors[by_id[r.sensor_id]][1])
+            r.episode(sensor=by_id[r.sensor_id], sensor_type=self.sensors[by_id[r.sensor_id]][1])
             for r in ValidationResult.objects.filter(session_id=self.session_id, is_open=True)
         ]
         recent = {}
@@ -211,36 +211,7 @@ def results_save(*, recorder: SessionRecorder, episodes: list[Episode]) -> list[
                 for e in old
             ]
         )
-    return [episode_json(e, session_id=recorder.session_id) for e in episodes]
+    return [e.as_json(session_id=recorder.session_id) for e in episodes]
 
 
 _MESSAGE_MAX = ValidationResult._meta.get_field("message").max_length
-
-
-def _episode_from_result(r: ValidationResult, sensor_name: str, sensor_type: str) -> Episode:
-    return Episode(
-        rule=r.rule, sensor=sensor_name, sensor_type=sensor_type, status=r.status,
-        message=r.message, first_timestamp=r.first_timestamp.timestamp(),
-        last_timestamp=r.last_timestamp.timestamp(), count=r.count, peak=r.peak, details=r.details,
-        is_open=r.is_open, result_id=r.pk,
-    )
-
-
-def episode_json(e: Episode, *, session_id: int) -> dict:
-    """A validation result in the REST/WebSocket shape."""
-    return {
-        "id": e.result_id,
-        "session_id": session_id,
-        "sensor_type": e.sensor_type,
-        "sensor": e.sensor,
-        "rule": e.rule,
-        "status": e.status,
-        "message": e.message,
-        "timestamp": e.last_timestamp,
-        "first_timestamp": e.first_timestamp,
-        "last_timestamp": e.last_timestamp,
-        "count": e.count,
-        "peak": e.peak,
-        "details": e.details,
-        "open": e.is_open,
-    }

@@ -43,13 +43,19 @@ def wait_for_readings(db, session_id: int, *, after: float, procs=(), timeout: f
     wait_until(ready, timeout=timeout, interval=0.1, what=f"readings of session {session_id} after {after:.3f}", procs=procs)
 
 
-def test_sigterm_stores_every_reading_and_exits_0_and_a_new_worker_resumes(web, production, workers):
-    db = production.db
+def recording_for(web, production, workers, *, name: str, seconds: float):
+    """A worker up and a session it has recorded for `seconds`: (worker, session id, started_at)."""
     worker = workers.start()
     production.wait_worker_up(worker)
-    session_id = web.start(name="e2e sigterm")["session_id"]
-    t0 = db.session(session_id)["started_at"]
-    wait_for_readings(db, session_id, after=t0 + 1.5, procs=(worker,))
+    session_id = web.start(name=name)["session_id"]
+    t0 = production.db.session(session_id)["started_at"]
+    wait_for_readings(production.db, session_id, after=t0 + seconds, procs=(worker,))
+    return worker, session_id, t0
+
+
+def test_sigterm_stores_every_reading_and_exits_0_and_a_new_worker_resumes(web, production, workers):
+    db = production.db
+    worker, session_id, t0 = recording_for(web, production, workers, name="e2e sigterm", seconds=1.5)
 
     signalled = time.time()
     worker.signal(signal.SIGTERM)
@@ -94,11 +100,7 @@ def test_sigterm_stores_every_reading_and_exits_0_and_a_new_worker_resumes(web, 
 
 def test_kill_9_and_restart_lose_at_most_a_second_besides_the_downtime(web, production, workers):
     db = production.db
-    worker = workers.start()
-    production.wait_worker_up(worker)
-    session_id = web.start(name="e2e kill -9")["session_id"]
-    t0 = db.session(session_id)["started_at"]
-    wait_for_readings(db, session_id, after=t0 + 2.0, procs=(worker,))
+    worker, session_id, t0 = recording_for(web, production, workers, name="e2e kill -9", seconds=2.0)
 
     killed = time.time()
     worker.signal(signal.SIGKILL)
@@ -175,11 +177,7 @@ def test_stop_without_a_worker_completes_the_session_itself(web, production, wor
 
 def test_a_worker_that_hears_of_the_stop_late_stores_nothing_after_it(web, production, workers):
     db = production.db
-    worker = workers.start()
-    production.wait_worker_up(worker)
-    session_id = web.start(name="e2e late worker")["session_id"]
-    t0 = db.session(session_id)["started_at"]
-    wait_for_readings(db, session_id, after=t0 + 1.0, procs=(worker,))
+    worker, session_id, t0 = recording_for(web, production, workers, name="e2e late worker", seconds=1.0)
 
     # The worker stalls for a second (CPU starvation, a long GC, a slow disk) just as stop
     # arrives: when it resumes it has a second of samples due that belong after the stop.

@@ -10,7 +10,7 @@ from django.db import connection
 
 from sensors.models import Rig
 from sessions.engine import Engine
-from sessions.live import events as broadcast
+from sessions.live.events import LIVE_GROUP
 from sessions.models import EngineHeartbeat, Reading, RecordingSession
 from sessions.services import session_start, session_stop
 
@@ -59,7 +59,7 @@ async def test_engine_records_a_session_and_publishes_every_stored_batch_once(fa
     rig = await Rig.objects.aget(name="sim")
     session = await sync_to_async(session_start)(rig=rig, name="engine test")
     channel = await layer.new_channel()
-    await layer.group_add(broadcast.session_group(session.pk), channel)
+    await layer.group_add(LIVE_GROUP, channel)
     events: list[dict] = []
     done = asyncio.Event()
     collector = asyncio.create_task(_collect(layer, channel, events, done))

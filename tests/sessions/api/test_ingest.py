@@ -7,6 +7,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from sessions.live.events import LIVE_GROUP
 from sessions.models import Reading
 from tests.conftest import T0, ft6_value, reading_count, readings, stored
 
@@ -107,9 +108,9 @@ def test_ingest_by_a_user_who_is_not_staff_is_accepted(plain_client, ingest, ben
     assert ingest(bench_session, readings("fz", [1.0]), api=plain_client).status_code == 201
 
 
-def test_ingested_readings_are_published_to_the_session_group(ingest, bench_session):
+def test_ingested_readings_are_published_to_the_live_group(ingest, bench_session):
     layer = get_channel_layer()
-    group = f"session.{bench_session}"
+    group = LIVE_GROUP
     expected = [("fz", 1.0, 1), ("fz", 95.0, 2)]
 
     async def listen():

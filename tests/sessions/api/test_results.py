@@ -7,7 +7,7 @@ from tests.conftest import T0, assert_named, readings
 
 pytestmark = pytest.mark.django_db
 
-# CONTRACT "REST": the fields of a result.
+# The fields of a result (docs/websocket.md, `validation`; the seed's /api/v1/sensors/validation).
 CONTRACT_FIELDS = {
     "id", "sensor_type", "sensor", "status", "message", "timestamp", "details", "first_timestamp",
     "last_timestamp", "count", "peak", "acknowledged",

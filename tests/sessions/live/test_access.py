@@ -1,4 +1,4 @@
-"""Who may open `/ws/sensor-data` (robotest_site/ws_access.py): credentials and the browser's Origin."""
+"""Who may open `/ws/sensor-data` (sessions/live/access.py): credentials and the browser's Origin."""
 
 import pytest
 

@@ -290,10 +290,10 @@ def test_ingest_into_a_stopping_session_is_refused_and_stores_nothing(session):
 
 
 def test_a_large_batch_is_published_as_several_events_in_sequence_order(session):
-    from sessions.live import events as broadcast
+    from sessions.live.events import batch_events
 
     result = record(SessionRecorder(session.pk), items("fz", [1.0] * 4500, step=0.001))
-    events = broadcast.batch_events(result)
+    events = batch_events(result)
 
     assert [len(e["lines"]) for e in events] == [2000, 2000, 500]
     assert all(len(e["sensors"]) == len(e["lines"]) for e in events)
