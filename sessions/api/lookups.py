@@ -40,8 +40,9 @@ def sensor_ids_or_404(
         sensors = sensors.filter(rig_id=session.rig_id)
     if name:
         sensors = sensors.filter(name=name)
-        if not sensors.exists():
+        ids = list(sensors.values_list("id", flat=True))
+        if not ids:
             raise NotFound(f"no sensor named {name!r}" + (f" in session {session.pk}" if session else ""))
-    if sensor_type:
-        sensors = sensors.filter(sensor_type=sensor_type)
-    return list(sensors.values_list("id", flat=True))
+        if not sensor_type:
+            return ids
+    return list(sensors.filter(sensor_type=sensor_type).values_list("id", flat=True))
