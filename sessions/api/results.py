@@ -152,4 +152,5 @@ class ValidationView(APIView):
         if result_status is not None and result_status not in ValidationResult.Status.values:
             raise params.bad("status", f"must be one of {', '.join(ValidationResult.Status.values)}, got {result_status!r}")
         limit = params.integer(query, "limit", default=50, minimum=1, maximum=MAX_VALIDATION_LIMIT)
-        return Response(results_list(session_id=session.pk if session else None, sensor_ids=sensor_ids, status=result_status, limit=limit))
+        session_id = session.pk if session else None
+        return Response(results_list(session_id=session_id, sensor_ids=sensor_ids, status=result_status, limit=limit))
