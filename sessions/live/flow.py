@@ -29,7 +29,7 @@ from http import HTTPStatus
 
 EXTENSION = "robotest.unsent_bytes"
 SEND = "robotest.send"
-HTTP_RESPONSE = "websocket.http.response"
+HTTP_RESPONSE = "websocket.http.response"  # the ASGI extension that answers a handshake with HTTP
 
 
 def install() -> None:

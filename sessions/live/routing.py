@@ -7,10 +7,9 @@ from channels.routing import URLRouter
 from django.urls import path, re_path
 
 from sessions.live.consumers import SensorDataConsumer
+from sessions.live.flow import HTTP_RESPONSE
 
 logger = logging.getLogger(__name__)
-
-HTTP_RESPONSE = "websocket.http.response"  # the ASGI extension that answers a handshake with HTTP
 
 
 async def not_found(scope, receive, send):
