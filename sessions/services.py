@@ -72,14 +72,18 @@ def session_stop(*, session: RecordingSession) -> RecordingSession:
     engine (or an external rig, whose ingest requests are stored before they are acknowledged),
     nothing is buffered anywhere, and stop completes the session itself.
     """
-    now = timezone.now()
-    marked = RecordingSession.objects.filter(
-        pk=session.pk, status=RecordingSession.Status.RECORDING, stop_requested_at__isnull=True
-    ).update(stop_requested_at=now)
-    if not marked and not RecordingSession.objects.filter(
-        pk=session.pk, status=RecordingSession.Status.RECORDING
-    ).exists():
-        raise SessionConflict(f"session {session.pk} is not recording")
+    with transaction.atomic():
+        # The row lock first, the instant after: a batch being stored now (stamped up to the
+        # moment it was generated) commits before the stop instant is taken, and every later
+        # batch finds the instant and leaves out what was stamped after it.
+        recording = RecordingSession.objects.select_for_update().filter(
+            pk=session.pk, status=RecordingSession.Status.RECORDING
+        )
+        requested = list(recording.values_list("stop_requested_at", flat=True))
+        if not requested:
+            raise SessionConflict(f"session {session.pk} is not recording")
+        if requested[0] is None:
+            recording.update(stop_requested_at=timezone.now())
     if session.rig.source == Rig.Source.SIMULATED and engine_alive():
         events.engine_wake()
         deadline = time.monotonic() + STOP_WAIT_SECONDS
