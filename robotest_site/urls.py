@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
@@ -38,8 +39,11 @@ seed_paths = [
 handler404 = views.not_found
 
 urlpatterns = [
-    path("", views.root, name="root"),
+    path("", views.root, name="dashboard"),
     path("health", views.health, name="health"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("sessions.pages.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(seed_paths)),
     path("api/v1/", include(router.urls)),

@@ -8,28 +8,20 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
-from django.middleware.csrf import get_token
-from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
 from django.views.defaults import page_not_found
 
 from sessions.live import presence
 from sessions.models import EngineHeartbeat, RecordingSession
+from sessions.pages.dashboard import dashboard
 
 
 @vary_on_headers("Accept")
 def root(request):
     """JSON for API clients; the dashboard for a browser."""
     if "text/html" in request.headers.get("Accept", ""):
-        config = {
-            "ws_path": "/ws/sensor-data",
-            "start_url": "/api/v1/sessions/start",
-            "stop_url": "/api/v1/sessions/stop",
-            "csrf_token": get_token(request),
-        }
-        context = {"project_name": settings.PROJECT_NAME, "version": settings.VERSION, "dashboard_config": config}
-        return render(request, "dashboard.html", context)
+        return dashboard(request)
     return JsonResponse(
         {"message": f"{settings.PROJECT_NAME} API", "version": settings.VERSION, "status": "running"}
     )

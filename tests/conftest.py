@@ -40,6 +40,9 @@ from tests.e2e.harness import (
     run_manage,
 )
 
+# The browser tests' fixtures (Chromium, page errors): tests/e2e/browser.py.
+pytest_plugins = ["tests.e2e.browser"]
+
 # --- constants and factories ----------------------------------------------------------------------
 
 # A fixed, recent instant: the tests' readings are placed after it.

@@ -15,6 +15,7 @@ LAYERS = [
         [
             "sessions.models", "sessions.apps", "sensors.models", "sensors.apps", "sensors.rules", "sensors.simulators",
             "robotest_site.config", "robotest_site.settings", "robotest_site.apps", "robotest_site.api",
+            "robotest_site.roles", "robotest_site.context",
         ],
     ),
     ("recording, reads, live fan-out, exports", ["sessions.recording", "sessions.reads", "sessions.live", "sessions.exports"]),
@@ -22,7 +23,7 @@ LAYERS = [
     (
         "interfaces",
         [
-            "sessions.api", "sessions.live.consumers", "sessions.live.routing", "sessions.engine", "sessions.admin",
+            "sessions.api", "sessions.pages", "sessions.live.consumers", "sessions.live.routing", "sessions.engine", "sessions.admin",
             "sessions.management",
             "sensors.api", "sensors.admin", "sensors.management",
             # A data migration may run the code of its day (0005 sums existing readings into rollups).

@@ -109,6 +109,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "robotest_site.context.site",
             ],
         },
     },
@@ -129,7 +130,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Serve static files straight from the app folders when nobody ran collectstatic (embedded mode).
 WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
 
 # No trailing-slash redirects: the seed's paths have none, and a redirected POST loses its body.
 APPEND_SLASH = False
