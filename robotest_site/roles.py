@@ -17,3 +17,8 @@ def role_of(user) -> str | None:
         if role in names:
             return role
     return None
+
+
+def can_operate(user) -> bool:
+    """May start, stop and reset sessions and acknowledge results (operator or admin); pages show controls by it."""
+    return role_of(user) in (OPERATOR, ADMIN)
