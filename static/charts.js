@@ -64,32 +64,38 @@
     return limits;
   }
 
+  // Paints each item inside the plot area (clipped), in canvas pixels; nothing when there are none.
+  function paintEach(u, items, paint) {
+    if (!items || !items.length) return;
+    const ctx = u.ctx;
+    const box = u.bbox;
+    const ratio = window.devicePixelRatio || 1;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(box.left, box.top, box.width, box.height);
+    ctx.clip();
+    for (const item of items) paint(ctx, item, box, ratio);
+    ctx.restore();
+  }
+
+  function severityColor(status) {
+    return cssVar(status === "error" ? "--chart-error" : "--chart-warn");
+  }
+
   function limitsPlugin(getLimits) {
     return {
       hooks: {
-        draw: [(u) => {
-          const limits = getLimits() || [];
-          if (!limits.length) return;
-          const ctx = u.ctx;
-          const { left, top, width, height } = u.bbox;
-          const ratio = window.devicePixelRatio || 1;
-          ctx.save();
-          ctx.beginPath();
-          ctx.rect(left, top, width, height);
-          ctx.clip();
+        draw: [(u) => paintEach(u, getLimits(), (ctx, limit, box, ratio) => {
+          const y = Math.round(u.valToPos(limit.value, "y", true)) + 0.5;
+          if (!Number.isFinite(y)) return;
           ctx.lineWidth = 1.5 * ratio;
-          for (const limit of limits) {
-            const y = Math.round(u.valToPos(limit.value, "y", true)) + 0.5;
-            if (!Number.isFinite(y)) continue;
-            ctx.strokeStyle = cssVar(limit.severity === "error" ? "--chart-error" : "--chart-warn");
-            ctx.setLineDash(limit.severity === "error" ? [] : [6 * ratio, 4 * ratio]);
-            ctx.beginPath();
-            ctx.moveTo(left, y);
-            ctx.lineTo(left + width, y);
-            ctx.stroke();
-          }
-          ctx.restore();
-        }],
+          ctx.strokeStyle = severityColor(limit.severity);
+          ctx.setLineDash(limit.severity === "error" ? [] : [6 * ratio, 4 * ratio]);
+          ctx.beginPath();
+          ctx.moveTo(box.left, y);
+          ctx.lineTo(box.left + box.width, y);
+          ctx.stroke();
+        })],
       },
     };
   }
@@ -120,60 +126,36 @@
   function episodesPlugin(getEpisodes) {
     return {
       hooks: {
-        drawClear: [(u) => {
-          // Under the series: shade each episode's span.
-          const episodes = getEpisodes() || [];
-          if (!episodes.length) return;
-          const ctx = u.ctx;
-          const { left, top, width, height } = u.bbox;
-          ctx.save();
+        // Under the series: shade each episode's span.
+        drawClear: [(u) => paintEach(u, getEpisodes(), (ctx, episode, box) => {
+          const x0 = u.valToPos(episode.first_timestamp, "x", true);
+          const x1 = u.valToPos(episode.last_timestamp ?? episode.first_timestamp, "x", true);
+          if (!Number.isFinite(x0) || !Number.isFinite(x1)) return;
+          ctx.fillStyle = withAlpha(severityColor(episode.status), 0.16);
+          ctx.fillRect(x0, box.top, Math.max(x1 - x0, 1), box.height);
+        })],
+        // Over the series: a start marker (a dotted line and a triangle on the top edge).
+        draw: [(u) => paintEach(u, getEpisodes(), (ctx, episode, box, ratio) => {
+          const x = Math.round(u.valToPos(episode.first_timestamp, "x", true)) + 0.5;
+          if (!Number.isFinite(x) || x < box.left || x > box.left + box.width) return;
+          const color = severityColor(episode.status);
+          ctx.strokeStyle = color;
+          ctx.fillStyle = color;
+          ctx.lineWidth = ratio;
+          ctx.setLineDash([2 * ratio, 3 * ratio]);
           ctx.beginPath();
-          ctx.rect(left, top, width, height);
-          ctx.clip();
-          for (const episode of episodes) {
-            const color = cssVar(episode.status === "error" ? "--chart-error" : "--chart-warn");
-            const x0 = u.valToPos(episode.first_timestamp, "x", true);
-            const x1 = u.valToPos(episode.last_timestamp ?? episode.first_timestamp, "x", true);
-            if (!Number.isFinite(x0) || !Number.isFinite(x1)) continue;
-            ctx.fillStyle = withAlpha(color, 0.16);
-            ctx.fillRect(x0, top, Math.max(x1 - x0, 1), height);
-          }
-          ctx.restore();
-        }],
-        draw: [(u) => {
-          // Over the series: a start marker (a line and a triangle on the top edge).
-          const episodes = getEpisodes() || [];
-          if (!episodes.length) return;
-          const ctx = u.ctx;
-          const { left, top, width, height } = u.bbox;
-          const ratio = window.devicePixelRatio || 1;
-          ctx.save();
+          ctx.moveTo(x, box.top);
+          ctx.lineTo(x, box.top + box.height);
+          ctx.stroke();
+          ctx.setLineDash([]);
+          const s = 5 * ratio;
           ctx.beginPath();
-          ctx.rect(left, top, width, height);
-          ctx.clip();
-          for (const episode of episodes) {
-            const x = Math.round(u.valToPos(episode.first_timestamp, "x", true)) + 0.5;
-            if (!Number.isFinite(x) || x < left || x > left + width) continue;
-            const color = cssVar(episode.status === "error" ? "--chart-error" : "--chart-warn");
-            ctx.strokeStyle = color;
-            ctx.fillStyle = color;
-            ctx.lineWidth = 1 * ratio;
-            ctx.setLineDash([2 * ratio, 3 * ratio]);
-            ctx.beginPath();
-            ctx.moveTo(x, top);
-            ctx.lineTo(x, top + height);
-            ctx.stroke();
-            ctx.setLineDash([]);
-            const s = 5 * ratio;
-            ctx.beginPath();
-            ctx.moveTo(x - s, top);
-            ctx.lineTo(x + s, top);
-            ctx.lineTo(x, top + 1.6 * s);
-            ctx.closePath();
-            ctx.fill();
-          }
-          ctx.restore();
-        }],
+          ctx.moveTo(x - s, box.top);
+          ctx.lineTo(x + s, box.top);
+          ctx.lineTo(x, box.top + 1.6 * s);
+          ctx.closePath();
+          ctx.fill();
+        })],
       },
     };
   }
