@@ -1,6 +1,38 @@
+"""The admin site's rigs (with their sensors) and validation rules, checked as the API checks them."""
+
+from django import forms
 from django.contrib import admin
 
+from sensors.api.serializers import ValidationRuleSerializer
 from sensors.models import Rig, Sensor, ValidationRule
+
+# The rule's fields the serializer judges, as the model names them.
+RULE_FIELDS = ("code", "sensor_type", "sensor", "field", "kind", "warning_low", "warning_high", "error_low",
+               "error_high", "lag", "message", "enabled")
+
+
+class ValidationRuleForm(forms.ModelForm):
+    """A rule as the API's serializer judges it: a bad bound is the same message on the same field."""
+
+    class Meta:
+        model = ValidationRule
+        fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        # The rule this form leaves behind (the changelist edits `enabled` alone), in the API's terms.
+        data = {name: getattr(self.instance, name) for name in RULE_FIELDS}
+        data["sensor"] = self.instance.sensor_id
+        data.update({name: value for name, value in cleaned.items() if name in RULE_FIELDS})
+        if isinstance(data["sensor"], Sensor):
+            data["sensor"] = data["sensor"].pk
+        serializer = ValidationRuleSerializer(instance=self.instance if self.instance.pk else None, data=data)
+        if not serializer.is_valid():
+            for name, messages in serializer.errors.items():
+                self.add_error(name if name in self.fields else None, [str(message) for message in messages])
+        return cleaned
 
 
 class SensorInline(admin.TabularInline):
@@ -10,21 +42,32 @@ class SensorInline(admin.TabularInline):
 
 @admin.register(Rig)
 class RigAdmin(admin.ModelAdmin):
-    list_display = ["name", "source", "created_at"]
+    list_display = ["name", "source", "sensor_count", "created_at"]
     list_filter = ["source"]
-    search_fields = ["name"]
+    search_fields = ["name", "description"]
     inlines = [SensorInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("sensors")
+
+    @admin.display(description="sensors")
+    def sensor_count(self, obj: Rig) -> int:
+        return len(obj.sensors.all())
 
 
 @admin.register(Sensor)
 class SensorAdmin(admin.ModelAdmin):
     list_display = ["name", "rig", "sensor_type", "unit", "rate_hz"]
     list_filter = ["rig", "sensor_type"]
+    search_fields = ["name", "sensor_type", "rig__name"]
 
 
 @admin.register(ValidationRule)
 class ValidationRuleAdmin(admin.ModelAdmin):
+    form = ValidationRuleForm
     list_display = ["code", "sensor_type", "sensor", "field", "kind", "warning_low", "warning_high",
                     "error_low", "error_high", "enabled"]
     list_filter = ["kind", "enabled", "sensor_type"]
     list_editable = ["enabled"]
+    list_select_related = ["sensor"]
+    search_fields = ["code", "sensor_type", "field", "message"]

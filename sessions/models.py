@@ -52,6 +52,8 @@ class RecordingSession(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["status"], name="session_status_idx")]
+        # Given to the operator and admin roles (robotest_site/roles.py, migration 0007).
+        permissions = [("operate_session", "Can start, stop and reset recording sessions and ingest readings")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.name or self.rig_id}"
@@ -117,6 +119,7 @@ class ValidationResult(models.Model):
     class Meta:
         ordering = ["-last_timestamp", "-id"]
         indexes = [models.Index(fields=["session", "is_open"], name="result_session_open")]
+        permissions = [("acknowledge_result", "Can acknowledge a validation result")]
 
     def __str__(self) -> str:
         return f"{self.rule} {self.status} x{self.count}"

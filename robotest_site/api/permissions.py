@@ -1,27 +1,46 @@
+"""Who may call the API: reads, writes by any user but a viewer, staff-only writes (robotest_site/roles.py)."""
+
 from django.conf import settings
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+from robotest_site.roles import VIEWER, can_operate, is_admin, role_of
+
+NOT_AUTHENTICATED = "Authentication credentials were not provided."
+VIEWER_REFUSED = (
+    "Your role is viewer, which may only read: starting, stopping, resetting, ingesting and acknowledging "
+    "need the operator or admin role."
+)
+VIEWER_REFUSED_STAFF = "Your role is viewer, which may only read: this needs staff or the admin role."
+
 
 class ReadPublicOrAuthenticated(BasePermission):
-    """Writes need a user; reads too, unless ROBOTEST_PUBLIC_READ=true."""
+    """Writes need a user whose role is not viewer; reads need a user too, unless ROBOTEST_PUBLIC_READ=true."""
 
-    message = "Authentication credentials were not provided."
+    message = NOT_AUTHENTICATED
 
     def has_permission(self, request, view) -> bool:
-        if request.user and request.user.is_authenticated:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return request.method in SAFE_METHODS and settings.ROBOTEST_PUBLIC_READ
+        if request.method in SAFE_METHODS or can_operate(user):
             return True
-        return request.method in SAFE_METHODS and settings.ROBOTEST_PUBLIC_READ
+        self.message = VIEWER_REFUSED
+        return False
 
 
 class IsStaffOrReadOnly(ReadPublicOrAuthenticated):
-    """Reads as above; writes by staff only."""
+    """Reads as above; writes by staff, superusers and the admin role (a viewer never writes)."""
 
-    message = "Only staff users may do this."
+    message = "Only staff users or the admin role may do this."
 
     def has_permission(self, request, view) -> bool:
         if request.method in SAFE_METHODS:
             return super().has_permission(request, view)
-        if not (request.user and request.user.is_authenticated):
-            self.message = ReadPublicOrAuthenticated.message
+        user = request.user
+        if not (user and user.is_authenticated):
+            self.message = NOT_AUTHENTICATED
             return False
-        return bool(request.user.is_staff)
+        if role_of(user) == VIEWER:
+            self.message = VIEWER_REFUSED_STAFF
+            return False
+        return is_admin(user)

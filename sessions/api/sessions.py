@@ -219,7 +219,7 @@ class RecordingSessionViewSet(
         responses=api_schema.INGEST_RESPONSES,
     )
     # Not paged like the resource lists: readings page by keyset through the Link header, as the seed path.
-    @action(detail=True, methods=["get", "post"], url_path="readings", permission_classes=[], pagination_class=None)
+    @action(detail=True, methods=["get", "post"], url_path="readings", permission_classes=[ReadPublicOrAuthenticated], pagination_class=None)
     def readings(self, request, pk=None):
         # Permissions of the collection (reads public or not, writes by any user) apply here.
         if not ReadPublicOrAuthenticated().has_permission(request, self):
