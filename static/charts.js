@@ -2,7 +2,8 @@
 //
 // Load after static/vendor/uplot/uPlot.iife.min.js; defines window.RoboCharts:
 //   cssVar(name)                      a :root custom property ("--chart-error"), so charts follow light/dark
-//   numericFields(value)              [""] for a number; an object value's numeric keys (stable order); [] otherwise
+//   numericFields(value)              [""] for a number; an object value's numeric keys (stable order; not
+//                                     identifiers: "id", "*_id", so a camera charts brightness and exposure); [] otherwise
 //   fieldValue(value, field)          the number charted for that field, or null
 //   limitsFor(rules, {sensor, sensor_type, field})
 //                                     the range rules' bounds that apply, as [{value, severity, label, code}]
@@ -31,7 +32,8 @@
   function numericFields(value) {
     if (typeof value === "number") return Number.isFinite(value) ? [""] : [];
     if (!value || typeof value !== "object" || Array.isArray(value)) return [];
-    const keys = Object.keys(value).filter((key) => typeof value[key] === "number");
+    const keys = Object.keys(value).filter(
+      (key) => typeof value[key] === "number" && key !== "id" && !key.endsWith("_id"));
     const preferred = PREFERRED_FIELDS.filter((key) => keys.includes(key));
     const rest = keys.filter((key) => !PREFERRED_FIELDS.includes(key)).sort();
     return preferred.concat(rest);
