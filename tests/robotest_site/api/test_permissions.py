@@ -1,9 +1,12 @@
 """Who may read and write; the public root and health check."""
 
 import pytest
+from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
-from sessions.models import EngineHeartbeat, RecordingSession
+from sensors.models import Rig, ValidationRule
+from sessions.models import EngineHeartbeat, Reading, RecordingSession, ValidationResult
+from tests.conftest import T0, readings, user_with_token
 
 pytestmark = pytest.mark.django_db
 
@@ -146,3 +149,113 @@ def test_health_is_degraded_while_sim_records_with_no_worker(anon_client, start)
 
     assert body["services"]["worker"]["status"] == "down"
     assert body["status"] == "degraded"
+
+
+# --- roles: a viewer reads, an operator and a groupless user write, staff-only writes need staff or admin -----
+
+
+def role_client(username: str, *groups: str) -> APIClient:
+    user, key = user_with_token(username)
+    user.groups.add(*Group.objects.filter(name__in=groups))
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return api
+
+
+@pytest.fixture
+def world(staff_client, ingest, start, bench):
+    """A completed bench session with two alerts, a recording one with readings, and a stored rule."""
+    done = start("bench")["session_id"]
+    assert ingest(done, readings("fz", [10.0, 90.0, 91.0, 10.0])).status_code == 201
+    assert staff_client.post("/api/v1/sessions/stop", {"session_id": done}, format="json").status_code == 200
+    recording = start("bench")["session_id"]
+    assert ingest(recording, readings("fz", [1.0, 2.0], t0=T0 + 100)).status_code == 201
+    rule = ValidationRule.objects.create(code="temp_high", sensor_type="temperature", warning_high=50.0)
+    result = ValidationResult.objects.filter(session_id=done).order_by("pk").first()
+    return {"done": done, "recording": recording, "result": result.pk, "rule": rule.pk}
+
+
+def database_state() -> tuple:
+    """Everything a write could change, to compare before and after a refused one."""
+    return (
+        list(RecordingSession.objects.order_by("pk").values()),
+        list(Reading.objects.order_by("pk").values_list("pk", "session_id", "seq")),
+        list(ValidationResult.objects.order_by("pk").values()),
+        list(Rig.objects.order_by("pk").values_list("name", flat=True)),
+        list(ValidationRule.objects.order_by("pk").values()),
+    )
+
+
+WRITES = {
+    "start": lambda w: ("post", "/api/v1/sessions/start", {"rig": "sim"}),
+    "stop": lambda w: ("post", "/api/v1/sessions/stop", {"session_id": w["recording"]}),
+    "reset": lambda w: ("post", "/api/v1/sessions/reset", {"rig": "bench"}),
+    "ingest": lambda w: ("post", f"/api/v1/sessions/{w['recording']}/readings/", readings("fz", [3.0], t0=T0 + 200)),
+    "acknowledge": lambda w: ("post", f"/api/v1/results/{w['result']}/acknowledge/", {"comment": "seen"}),
+    "create rig": lambda w: ("post", "/api/v1/rigs/", {"name": "x", "sensors": [{"name": "a", "sensor_type": "t"}]}),
+    "create rule": lambda w: ("post", "/api/v1/rules/", {"code": "c", "sensor_type": "force", "warning_high": 1.0}),
+    "change rule": lambda w: ("patch", f"/api/v1/rules/{w['rule']}/", {"warning_high": 60.0}),
+    "delete rule": lambda w: ("delete", f"/api/v1/rules/{w['rule']}/", None),
+    "delete session": lambda w: ("delete", f"/api/v1/sessions/{w['done']}/", None),
+}
+
+
+def send(api: APIClient, write, world):
+    method, path, body = write(world)
+    return getattr(api, method)(path, body, format="json")
+
+
+@pytest.mark.parametrize("name", list(WRITES))
+def test_a_viewer_is_refused_every_write_with_a_403_naming_the_role_and_nothing_changes(sim_rig, world, name):
+    viewer = role_client("watcher", "viewer")
+    before = database_state()
+
+    response = send(viewer, WRITES[name], world)
+
+    assert response.status_code == 403, response.content
+    assert response["Content-Type"].startswith("application/json")
+    assert "viewer" in response.json()["detail"]
+    assert database_state() == before
+
+
+def test_a_viewer_still_reads(world):
+    viewer = role_client("watcher", "viewer")
+
+    for path in [*READ_PATHS, f"/api/v1/sessions/{world['done']}/", f"/api/v1/sessions/{world['recording']}/readings/",
+                 "/api/v1/results/", "/api/v1/rules/", f"/api/v1/sessions/{world['done']}/export/json"]:
+        assert viewer.get(path).status_code == 200, path
+
+
+@pytest.mark.parametrize("groups", [("operator",), (), ("viewer", "operator")], ids=["operator", "groupless", "both"])
+def test_an_operator_and_a_user_in_no_role_group_start_stop_reset_ingest_and_acknowledge(sim_rig, world, groups):
+    api = role_client("worker", *groups)
+
+    assert send(api, WRITES["ingest"], world).status_code == 201
+    assert send(api, WRITES["acknowledge"], world).status_code == 200
+    assert send(api, WRITES["reset"], world).json()["reset"] is True
+    assert send(api, WRITES["start"], world).status_code == 201
+    assert api.post("/api/v1/sessions/stop", {}, format="json").status_code == 200
+
+    result = ValidationResult.objects.get(pk=world["result"])
+    assert result.acknowledged_by.username == "worker" and result.acknowledge_comment == "seen"
+    assert RecordingSession.objects.get(pk=world["recording"]).status == RecordingSession.Status.ABORTED
+    assert not Reading.objects.filter(session_id=world["recording"]).exists()
+    assert RecordingSession.objects.get(rig__name="sim").status == RecordingSession.Status.COMPLETED
+
+
+@pytest.mark.parametrize("name", ["create rig", "create rule", "change rule", "delete rule", "delete session"])
+def test_an_operator_is_refused_the_staff_writes(sim_rig, world, name):
+    operator = role_client("worker", "operator")
+    before = database_state()
+
+    response = send(operator, WRITES[name], world)
+
+    assert response.status_code == 403
+    assert "staff" in response.json()["detail"]
+    assert database_state() == before
+
+
+@pytest.mark.parametrize(("name", "status"), [("create rig", 201), ("create rule", 201), ("change rule", 200),
+                                              ("delete session", 204), ("delete rule", 204)])
+def test_the_admin_role_does_the_staff_writes(sim_rig, world, name, status):
+    assert send(role_client("boss", "admin"), WRITES[name], world).status_code == status
