@@ -35,6 +35,18 @@ class ValidationRuleForm(forms.ModelForm):
         return cleaned
 
 
+class RuleEnabledForm(forms.ModelForm):
+    """The rules list's `enabled` box, named after its rule (the list has no label per row)."""
+
+    class Meta:
+        model = ValidationRule
+        fields = ["enabled"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["enabled"].widget.attrs["aria-label"] = f"{self.instance.code} enabled"
+
+
 class SensorInline(admin.TabularInline):
     model = Sensor
     extra = 0
@@ -71,3 +83,6 @@ class ValidationRuleAdmin(admin.ModelAdmin):
     list_editable = ["enabled"]
     list_select_related = ["sensor"]
     search_fields = ["code", "sensor_type", "field", "message"]
+
+    def get_changelist_form(self, request, **kwargs):
+        return super().get_changelist_form(request, form=RuleEnabledForm, **kwargs)
