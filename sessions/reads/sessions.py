@@ -9,6 +9,7 @@ from django.utils import timezone
 from sensors.models import DEFAULT_RIG, Sensor
 from sessions.live import presence
 from sessions.models import EngineHeartbeat, Reading, RecordingSession, ValidationResult
+from sessions.reads.stats import sensor_stats, sensor_stats_current
 
 
 def session_summary(session: RecordingSession) -> dict:
@@ -26,6 +27,16 @@ def session_summary(session: RecordingSession) -> dict:
         "verdict": session.verdict or None,
         "summary_stats": session.summary_stats,
     }
+
+
+def session_stats(session: RecordingSession) -> dict[str, dict]:
+    """Per-sensor statistics (sessions.reads.stats): frozen at completion, kept current while it records;
+    an aborted session has no readings left."""
+    if session.status == RecordingSession.Status.RECORDING:
+        return sensor_stats_current(session=session)
+    if session.status == RecordingSession.Status.COMPLETED and session.summary_stats:
+        return session.summary_stats
+    return sensor_stats(session_id=session.pk)
 
 
 def engine_alive(name: str = "") -> bool:

@@ -1,0 +1,157 @@
+"""Reads behind the session review pages: a keyset page of the session list, and what one session's page shows.
+
+The list is ordered as the model orders it, newest first on (started_at, id), and paged by that
+key rather than by offset: a page after a position reads the index from that position on, so the
+100,000th session comes as fast as the first (migration 0008's index on the pair).
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.db.models import Max, Min, Q, QuerySet, Sum
+
+from sensors.models import Sensor
+from sessions.models import ReadingRollup, RecordingSession
+from sessions.reads.results import results_queryset
+from sessions.reads.sessions import session_stats
+
+# A position in the list: the (started_at, id) of a session.
+Position = tuple[datetime, int]
+
+
+@dataclass(frozen=True)
+class SessionsPage:
+    """One page of the list, newest first, with the positions to page from (None: no such page)."""
+
+    sessions: list[RecordingSession]
+    newer: Position | None
+    older: Position | None
+
+
+def sessions_filtered(
+    *, rig: str = "", status: str = "", verdict: str = "", started_from: datetime | None = None,
+    started_before: datetime | None = None, name: str = "",
+) -> QuerySet:
+    """Sessions narrowed by every filter given (an empty one narrows nothing); name is a substring, any case."""
+    sessions = RecordingSession.objects.all()
+    if rig:
+        sessions = sessions.filter(rig__name=rig)
+    if status:
+        sessions = sessions.filter(status=status)
+    if verdict:
+        sessions = sessions.filter(verdict=verdict)
+    if started_from is not None:
+        sessions = sessions.filter(started_at__gte=started_from)
+    if started_before is not None:
+        sessions = sessions.filter(started_at__lt=started_before)
+    if name:
+        sessions = sessions.filter(name__icontains=name)
+    return sessions
+
+
+def sessions_page(
+    sessions: QuerySet, *, before: Position | None = None, after: Position | None = None, limit: int = 50
+) -> SessionsPage:
+    """The `limit` sessions just older than `before`, or just newer than `after`, or the newest ones."""
+    if after is not None:
+        rows = list(_newer_than(sessions, after).order_by("started_at", "id").select_related("rig")[: limit + 1])
+        more_newer, more_older = len(rows) > limit, True  # `after` itself is older than these
+        rows = rows[:limit][::-1]
+    else:
+        page = sessions if before is None else _older_than(sessions, before)
+        rows = list(page.order_by("-started_at", "-id").select_related("rig")[: limit + 1])
+        more_older = len(rows) > limit
+        rows = rows[:limit]
+        # Ordered like the index, so the probe reads one entry of it.
+        more_newer = before is not None and _newer_than(sessions, before).order_by("started_at", "id")[:1].exists()
+    if not rows:
+        return SessionsPage([], newer=None, older=None)
+    return SessionsPage(
+        rows, newer=_position(rows[0]) if more_newer else None, older=_position(rows[-1]) if more_older else None
+    )
+
+
+def _position(session: RecordingSession) -> Position:
+    return session.started_at, session.pk
+
+
+def _older_than(sessions: QuerySet, position: Position) -> QuerySet:
+    started_at, pk = position
+    # The plain bound lets the index scan start at the position; the Q picks what lies past it.
+    return sessions.filter(Q(started_at__lt=started_at) | Q(started_at=started_at, id__lt=pk), started_at__lte=started_at)
+
+
+def _newer_than(sessions: QuerySet, position: Position) -> QuerySet:
+    started_at, pk = position
+    return sessions.filter(Q(started_at__gt=started_at) | Q(started_at=started_at, id__gt=pk), started_at__gte=started_at)
+
+
+def is_measurement(field: str) -> bool:
+    """A numeric field worth a chart: not an identifier (`image_id`, a frame counter)."""
+    return field != "id" and not field.endswith("_id")
+
+
+def field_stats(*, session_id: int) -> dict[str, dict[str, dict]]:
+    """{sensor id: {field: count, min, max, mean}} of the session's numbers, summed from its per-second rollups.
+
+    The rollups hold one row per sensor, field and second, so this reads thousands of rows for a
+    session of millions of readings. Scalar sensors appear under field ''.
+    """
+    rows = (
+        ReadingRollup.objects.filter(session_id=session_id)
+        .values("sensor_id", "field")
+        .annotate(n=Sum("count"), total=Sum("sum"), low=Min("min"), high=Max("max"))
+        .order_by("sensor_id", "field")
+    )
+    stats: dict[int, dict[str, dict]] = {}
+    for row in rows:
+        stats.setdefault(row["sensor_id"], {})[row["field"]] = {
+            "count": row["n"], "min": row["low"], "max": row["high"],
+            "mean": row["total"] / row["n"] if row["n"] else None,
+        }
+    return stats
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """One chart of the session page: a sensor, or one numeric field of an object sensor."""
+
+    sensor: str
+    sensor_type: str
+    unit: str
+    field: str  # '' for a scalar sensor
+    rate_hz: float | None
+
+
+def session_review(session: RecordingSession) -> dict:
+    """What the session page shows: per-sensor statistics, the charts to draw, the alerts with their acknowledgements."""
+    stats = session_stats(session)
+    by_field = field_stats(session_id=session.pk)
+    sensors = list(Sensor.objects.filter(rig_id=session.rig_id).order_by("name"))
+    charts, rows = [], []
+    for sensor in sensors:
+        fields = by_field.get(sensor.pk, {})
+        numeric = [f for f in fields if f and is_measurement(f)]
+        stat = stats.get(sensor.name, {})
+        rate = session.rates.get(sensor.name) or _observed_rate(stat)
+        for field in numeric or [""]:
+            charts.append(ChartSpec(sensor.name, sensor.sensor_type, sensor.unit, field, rate))
+        rows.append({
+            "sensor": sensor, "stats": stat, "fields": [(f, fields[f]) for f in numeric],
+            "first": _moment(stat.get("first_timestamp")), "last": _moment(stat.get("last_timestamp")),
+        })
+    alerts = list(results_queryset().filter(session_id=session.pk).order_by("first_timestamp", "id"))
+    return {"charts": charts, "stats": rows, "alerts": alerts}
+
+
+def _moment(unix: float | None) -> datetime | None:
+    return None if unix is None else datetime.fromtimestamp(unix, tz=UTC)
+
+
+def _observed_rate(stat: dict) -> float | None:
+    """Readings per second from a sensor's count and first/last times (a pushed rig has no configured rate)."""
+    first, last, count = stat.get("first_timestamp"), stat.get("last_timestamp"), stat.get("count") or 0
+    if first is None or last is None or last <= first or count < 2:
+        return None
+    return (count - 1) / (last - first)
+
