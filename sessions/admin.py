@@ -18,7 +18,9 @@ admin.site.site_url = "/"
 # The lists are wide (a session has ten columns): the home page and the breadcrumbs lead everywhere the sidebar did.
 admin.site.enable_nav_sidebar = False
 
-DOWNLOADS = (("CSV", "session-export-csv-one"), ("JSON", "session-export-json-one"), ("MCAP", "session-export-mcap-one"))
+DOWNLOADS = (
+    ("CSV", "session-export-csv-one"), ("JSON", "session-export-json-one"), ("MCAP", "session-export-mcap-one"),
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -134,7 +136,9 @@ class RecordingSessionAdmin(admin.ModelAdmin):
             "validation results": sum(obj.alert_count for obj in objs),
         }
         perms_needed = set() if self.has_delete_permission(request) else {"recording session"}
-        recording = [f"{obj} (recording: stop it first)" for obj in objs if obj.status == RecordingSession.Status.RECORDING]
+        recording = [
+            f"{obj} (recording: stop it first)" for obj in objs if obj.status == RecordingSession.Status.RECORDING
+        ]
         return summary, counts, perms_needed, recording
 
     @admin.action(description="Export the selected sessions as one CSV")

@@ -5,18 +5,8 @@ import time
 
 import pytest
 
+from tests.e2e import harness
 from tests.e2e.browser import SERIOUS, new_page
-from tests.e2e.harness import (
-    LOCAL,
-    PYTHON,
-    Api,
-    SqliteDatabase,
-    create_token,
-    free_port,
-    process_env,
-    run_manage,
-    wait_healthy,
-)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -26,21 +16,22 @@ SHOTS = os.environ.get("ROBOTEST_SHOTS")  # a directory: screenshots of each pag
 
 @pytest.fixture
 def server(tmp_path, procs):
-    database = SqliteDatabase(tmp_path / "db.sqlite3")
-    env = process_env(settings=LOCAL, database_url=database.url)
-    run_manage(["migrate", "--noinput", "-v", "0"], env=env)
-    token = create_token(env)
+    database = harness.SqliteDatabase(tmp_path / "db.sqlite3")
+    env = harness.process_env(settings=harness.LOCAL, database_url=database.url)
+    harness.run_manage(["migrate", "--noinput", "-v", "0"], env=env)
+    token = harness.create_token(env)
     # A member of the admin group, not a superuser: the group alone must open the admin site.
-    run_manage(
+    harness.run_manage(
         ["shell", "-c", "from django.contrib.auth.models import Group, User; "
                         f"u = User.objects.create_user('reviewer', password={PASSWORD!r}); "
                         "u.groups.add(Group.objects.get(name='admin'))"],
         env=env,
     )
-    port = free_port()
-    proc = procs.start("serve", [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)], env=env)
-    api = Api(f"http://127.0.0.1:{port}", token)
-    wait_healthy(api, proc)
+    port = harness.free_port()
+    args = [harness.PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = procs.start("serve", args, env=env)
+    api = harness.Api(f"http://127.0.0.1:{port}", token)
+    harness.wait_healthy(api, proc)
     sensors = [{"name": "fz", "sensor_type": "force", "unit": "N"}]
     assert api.post("/api/v1/rigs/", {"name": "bench", "source": "external", "sensors": sensors}).status_code == 201
     assert api.post("/api/v1/rules/", {"code": "grip", "sensor_type": "force", "warning_high": 50.0}).status_code == 201
@@ -60,7 +51,8 @@ def serious_violations(page) -> list[str]:
     from axe_playwright_python.sync_playwright import Axe
 
     results = Axe().run(page, options={"resultTypes": ["violations"], "preload": False})
-    return [f"{v['id']} ({v['impact']}): {v['help']}" for v in results.response["violations"] if v.get("impact") in SERIOUS]
+    violations = results.response["violations"]
+    return [f"{v['id']} ({v['impact']}): {v['help']}" for v in violations if v.get("impact") in SERIOUS]
 
 
 def look(page, name: str) -> None:

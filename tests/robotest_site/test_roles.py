@@ -8,7 +8,9 @@ from robotest_site.roles import ADMIN, OPERATOR, VIEWER, can_operate, is_admin, 
 
 pytestmark = pytest.mark.django_db
 
-MODELS = [model._meta.model_name for label in ("recording", "sensors") for model in apps.get_app_config(label).get_models()]
+MODELS = [
+    model._meta.model_name for label in ("recording", "sensors") for model in apps.get_app_config(label).get_models()
+]
 
 
 def codenames(name: str) -> set[str]:
@@ -110,7 +112,8 @@ def test_the_admin_group_gives_staff_from_the_group_side_too(django_user_model):
     admins = Group.objects.get(name=ADMIN)
 
     admins.user_set.add(first, second)
-    assert set(django_user_model.objects.filter(is_staff=True).values_list("username", flat=True)) == {"first", "second"}
+    staff = django_user_model.objects.filter(is_staff=True).values_list("username", flat=True)
+    assert set(staff) == {"first", "second"}
 
     admins.user_set.clear()
     assert not django_user_model.objects.filter(is_staff=True).exists()

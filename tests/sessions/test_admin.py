@@ -123,7 +123,8 @@ def test_a_recording_session_cannot_be_deleted_here(admin_client, start, bench):
     session_id = start("bench")["session_id"]
 
     response = admin_client.post(
-        "/admin/recording/recordingsession/", {"action": "delete_selected", "_selected_action": [session_id], "post": "yes"}
+        "/admin/recording/recordingsession/",
+        {"action": "delete_selected", "_selected_action": [session_id], "post": "yes"},
     )
 
     assert "stop it first" in response.content.decode()
@@ -198,7 +199,9 @@ def test_engine_heartbeats_are_read_only(admin_client):
 
     listing = admin_client.get("/admin/recording/engineheartbeat/")
     page = admin_client.get(f"/admin/recording/engineheartbeat/{beat.pk}/change/")
-    edit = admin_client.post(f"/admin/recording/engineheartbeat/{beat.pk}/change/", {"name": "x", "pid": 1, "sessions": 9})
+    edit = admin_client.post(
+        f"/admin/recording/engineheartbeat/{beat.pk}/change/", {"name": "x", "pid": 1, "sessions": 9}
+    )
     add = admin_client.get("/admin/recording/engineheartbeat/add/")
     delete = admin_client.post(f"/admin/recording/engineheartbeat/{beat.pk}/delete/", {"post": "yes"})
 
