@@ -11,6 +11,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from sessions.admin import CappedCountPaginator
 from sessions.models import EngineHeartbeat, Reading, RecordingSession, ValidationResult
 from tests.conftest import T0, ft6_value, readings
 
@@ -82,6 +83,19 @@ def test_the_sessions_list_never_queries_the_readings_table(admin_client, record
     assert response.status_code == 200
     assert len(response.context["cl"].result_list) == 2
     assert not [q["sql"] for q in queries if READINGS_TABLE in q["sql"]]
+
+
+def test_the_readings_list_counts_no_further_than_its_cap(admin_client, recorded, monkeypatch):
+    monkeypatch.setattr(CappedCountPaginator, "CAP", 5)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get("/admin/recording/reading/")
+
+    assert response.status_code == 200
+    assert Reading.objects.count() == 7
+    assert response.context["cl"].result_count == 5
+    counts = [q["sql"] for q in queries if READINGS_TABLE in q["sql"] and "COUNT(" in q["sql"].upper()]
+    assert counts and all("LIMIT 5" in sql for sql in counts)
 
 
 def test_the_sessions_list_finds_a_session_by_its_id(admin_client, recorded):
