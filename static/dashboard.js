@@ -20,6 +20,9 @@
   const TILE_MS = 250;               // tiles and alert rows change at most this often
   const RATE_POLL_MS = 5000;
   const MAX_ALERTS = 200;
+  // The server's thinning sends an interval once a later reading of its sensor shows it is over, so
+  // a sensor that goes quiet keeps its last readings back: a sensor quiet this long is read over REST.
+  const QUIET_MS = 1500;
 
   const rigs = new Map(config.rigs.map((rig) => [rig.name, rig]));
   const state = {
@@ -38,6 +41,7 @@
     retryTimer: null,
     live: false,
     syncs: new Map(),         // sensor -> {running, from}
+    arrived: new Map(),       // sensor -> performance.now() of its last live reading
     busy: 0,                  // REST backfills in flight
   };
 
@@ -183,6 +187,8 @@
     $("no-alerts").hidden = false;
     state.tiles.clear();
     state.syncs.clear();
+    state.arrived.clear();
+    state.watchedAt = performance.now();
   }
 
   // ---------------------------------------------------------------- charts
@@ -313,8 +319,10 @@
     const session = state.session;
     if (!session) return;
     const fresh = new Map();   // chart -> [{x, y, seq}]
+    const now = performance.now();
     for (const reading of readings) {
       if (reading.session_id !== session.id) continue;
+      if (!backfill) state.arrived.set(reading.sensor, now);
       const last = state.lastSeq.get(reading.sensor) || 0;
       if (reading.seq > last) state.lastSeq.set(reading.sensor, reading.seq);
       noteTile(reading);
@@ -620,10 +628,11 @@
   // ---------------------------------------------------------------- backfill over REST
 
   // Fetch each sensor's readings after the last one seen (or the session's floor), following Link.
-  function requestSync() {
+  function requestSync(names) {
     const session = state.session;
     if (!session || !rig()) return;
     for (const sensor of rig().sensors) {
+      if (names && !names.includes(sensor.name)) continue;
       const from = state.lastSeq.has(sensor.name) ? state.lastSeq.get(sensor.name) : state.floorSeq;
       const sync = state.syncs.get(sensor.name) || { running: false, from: null };
       sync.from = sync.from === null ? from : Math.min(sync.from, from);
@@ -654,6 +663,18 @@
       sync.running = false;
       state.busy--;
     }
+  }
+
+  function syncQuiet() {
+    if (state.live && isRecording(state.session)) {
+      const now = performance.now();
+      const quiet = rig().sensors.map((s) => s.name).filter((name) => {
+        const sync = state.syncs.get(name);
+        return !(sync && sync.running) && now - (state.arrived.get(name) ?? state.watchedAt) > QUIET_MS;
+      });
+      if (quiet.length) requestSync(quiet);
+    }
+    window.setTimeout(syncQuiet, QUIET_MS);
   }
 
   // The layer lost readings on their way here: fetch exactly that range.
@@ -854,4 +875,5 @@
   if (config.logged_in || config.rigs.length) connect();
   else setPill("connection", "log in to watch", "bad");
   window.setTimeout(pollRates, RATE_POLL_MS);
+  window.setTimeout(syncQuiet, QUIET_MS);
 })();
