@@ -14,6 +14,8 @@
   const API = "/api/v1/sensors/readings";
   // A zoomed range expected to hold at most this many readings is drawn reading by reading.
   const RAW_MAX = 2000;
+  // A zoomed range expected to hold more than this many readings is aggregated over whole seconds.
+  const BIN_MAX = 20000;
   const LIVE_HZ = 20;
   const HEIGHT = 220;
   const charts = [];
@@ -67,8 +69,10 @@
     return { data: await response.json(), more: /rel="next"/.test(response.headers.get("Link") || "") };
   }
 
+  // `points` buckets over the range (null: whole seconds, read from the per-second rollups).
   function aggregated(chart, points, range) {
-    const params = { session: config.session, sensor: chart.sensor, field: chart.field, max_points: points };
+    const params = { session: config.session, sensor: chart.sensor, field: chart.field };
+    if (points) params.max_points = points; else params.interval_seconds = 1;
     if (range) { params.start_time = range[0].toFixed(6); params.end_time = range[1].toFixed(6); }
     return getJson(API + "/aggregated?" + query(params)).then(({ data }) => ({
       data: fromBuckets(data), interval: data.interval_seconds, raw: false,
@@ -83,16 +87,20 @@
     return more ? null : { data: fromReadings(data, chart.field), interval: null, raw: true };
   }
 
-  // What to ask for a zoomed range: the readings when few enough are expected (by the sensor's
-  // rate, or, when the rate is unknown, when the buckets would be shorter than a second).
+  // What to ask for a zoomed range. Few enough readings (by the sensor's rate or, when it is
+  // unknown, buckets shorter than a second): the readings themselves. Buckets shorter than a
+  // second are binned from the readings, which costs in proportion to them: past BIN_MAX, whole
+  // seconds from the rollups instead (fewer points, but as fast as the first draw).
   async function fetchRange(chart, range) {
     const span = range[1] - range[0];
     const points = pointsFor(chart);
     const expected = chart.rate ? chart.rate * span : null;
-    if (expected !== null ? expected <= RAW_MAX : span / points < 1) {
+    const subSecond = span / points < 1;
+    if (expected !== null ? expected <= RAW_MAX : subSecond) {
       const readings = await raw(chart, range);
       if (readings) return readings;
     }
+    if (subSecond && (expected === null || expected > BIN_MAX)) return aggregated(chart, null, range);
     return aggregated(chart, points, range);
   }
 
@@ -118,7 +126,7 @@
           label: chart.unit || undefined, values: (u, ticks) => ticks.map(RC.fmtNumber) },
       ],
       series: [
-        { label: "time (UTC)" },
+        { label: "time (UTC)", value: (u, v) => (v === null || v === undefined ? "–" : utcTime(v)) },
         { label: "min", stroke: band, width: 1, value: (u, v) => RC.fmtNumber(v) },
         { label: "max", stroke: band, width: 1, value: (u, v) => RC.fmtNumber(v) },
         { label: "mean " + label, stroke: line, width: 1.5, value: (u, v) => RC.fmtNumber(v) },
@@ -156,6 +164,8 @@
       ? n + " readings, each drawn"
       : n ? n + " intervals of " + seconds(result.interval) : "no readings yet";
   }
+
+  function utcTime(unix) { return new Date(unix * 1000).toISOString().slice(11, 23); }
 
   // As the server writes it (sessions/pages/review.py duration_text).
   function durationText(s) {
@@ -230,6 +240,18 @@
     describe(chart, { data: chart.full, interval: chart.interval, raw: false });
     chart.plot.setData(columns(chart.full), true);
     chart.figure.querySelector("h3").focus();  // the button that had the focus is gone
+  }
+
+  // An alert's "Show on chart": its run of readings with as much again either side (a keyboard way to zoom).
+  function showAlert(button) {
+    const from = Number(button.dataset.from), to = Number(button.dataset.to);
+    const pad = Math.max((to - from) * 1.5, 0.5);
+    const targets = charts.filter((c) => c.sensor === button.dataset.sensor && c.field === button.dataset.field);
+    for (const chart of targets) if (chart.plot) zoom(chart, [from - pad, to + pad]);
+    if (targets.length) {
+      targets[0].figure.scrollIntoView({ block: "center" });
+      targets[0].figure.querySelector("h3").focus({ preventScroll: true });
+    }
   }
 
   // ------------------------------------------------------------------ live
@@ -342,8 +364,9 @@
     if (result.session_id !== config.session) return;
     const episode = { sensor: result.sensor, field: (result.details && result.details.field) || "", status: result.status,
                       first_timestamp: result.first_timestamp, last_timestamp: result.last_timestamp, id: result.id };
-    const known = config.episodes.find((e) => e.id !== undefined && e.id === result.id);
+    const known = config.episodes.find((e) => e.id === result.id);
     if (known) Object.assign(known, episode); else config.episodes.push(episode);
+    $("review-alerts").textContent = String(config.episodes.length);
     for (const chart of charts) {
       if (chart.sensor !== result.sensor) continue;
       chart.episodes = episodesFor(chart);
@@ -421,6 +444,11 @@
     }));
     if (config.status === "recording") goLive();
     await Promise.all(loads);
+    for (const button of document.querySelectorAll("button.review-show")) {
+      if (!charts.some((c) => c.sensor === button.dataset.sensor && c.field === button.dataset.field)) continue;
+      button.hidden = false;
+      button.addEventListener("click", () => showAlert(button));
+    }
     requestAnimationFrame(() => { review.ready = true; document.body.dataset.reviewReady = "true"; });
     let pendingResize = null;
     window.addEventListener("resize", () => {

@@ -142,7 +142,7 @@ def session_detail(request, session_id: int):
         "stopped_at": session.stopped_at.timestamp() if session.stopped_at else None,
         "max_points": MAX_POINTS, "ws_path": "/ws/sensor-data",
         "episodes": [
-            {"sensor": a.sensor.name, "field": (a.details or {}).get("field", ""), "status": a.status,
+            {"id": a.pk, "sensor": a.sensor.name, "field": (a.details or {}).get("field", ""), "status": a.status,
              "first_timestamp": a.first_timestamp.timestamp(), "last_timestamp": a.last_timestamp.timestamp()}
             for a in review["alerts"]
         ],

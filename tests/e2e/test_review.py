@@ -166,6 +166,16 @@ def test_the_session_page_draws_envelopes_zooms_to_raw_readings_and_resets(brows
     force.locator(".review-reset").click()
     assert not force.locator(".review-reset").is_visible()
     assert "intervals of" in force.locator(".review-resolution").inner_text()
+
+    # From the keyboard: an alert's "Show on chart" zooms its chart to the run of readings.
+    page.evaluate("window.robotestReview.lastZoom = null")
+    button = page.locator("tr[data-result] button.review-show").last
+    button.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("window.robotestReview.lastZoom && window.robotestReview.lastZoom.raw === true", timeout=10_000)
+    zoom = page.evaluate("window.robotestReview.lastZoom")
+    assert zoom["start_time"] < float(button.get_attribute("data-from")) < float(button.get_attribute("data-to")) < zoom["end_time"]
+    assert page.evaluate("document.activeElement.closest('figure').dataset.sensor") == "force"
     assert serious_violations(page) == []
 
 
@@ -276,6 +286,8 @@ def test_a_recording_sessions_page_follows_the_live_feed(browser, page_errors, s
     # The camera's placeholder became a chart per numeric field as its first objects came in.
     page.wait_for_function("document.querySelectorAll(\"figure[data-sensor='cam'] canvas\").length === 2", timeout=10_000)
     assert [f.get_attribute("data-field") for f in page.locator("figure[data-sensor='cam']").all()] == ["brightness", "exposure"]
+    # The 95 N reading opened results while the page watched: counted in the header as they came.
+    page.wait_for_function("Number(document.getElementById('review-alerts').textContent) > 0", timeout=10_000)
     summary = server.stop(session_id)
     page.wait_for_function("document.querySelector('#review-verdict .badge.fail') !== null", timeout=15_000)
     assert page.locator("#review-status").inner_text() == "completed"

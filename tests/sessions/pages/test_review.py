@@ -354,7 +354,7 @@ def test_a_viewer_sees_no_acknowledge_controls_and_cannot_post_one(viewer_client
 
     assert root.find_all("tr", data_result=True)
     assert root.find("form", **{"class": "review-ack-form"}) is None
-    assert {b.text for b in root.find("main").find_all("button")} == {"Reset zoom"}
+    assert {b.text for b in root.find("main").find_all("button")} == {"Reset zoom", "Show on chart"}
     assert {r.find("td", **{"class": "review-ack"}).text for r in root.find_all("tr", data_result=True)} == {"not acknowledged"}
     response = viewer_client.post(f"/sessions/{recorded.pk}/alerts/{target.pk}/acknowledge/", {"comment": "x"})
     assert response.status_code == 403
@@ -376,3 +376,17 @@ def test_a_missing_session_is_a_404_page(client, recorded):
 
     assert response.status_code == 404
     assert "text/html" in response["Content-Type"]
+
+
+def test_a_finished_session_without_frozen_statistics_gets_the_same_ones_from_its_rollups(recorded):
+    from sessions.reads.pages import session_review
+    from sessions.reads.stats import sensor_stats
+
+    RecordingSession.objects.filter(pk=recorded.pk).update(summary_stats={})
+    recorded.refresh_from_db()
+
+    shown = {row["sensor"].name: row["stats"] for row in session_review(recorded)["stats"]}
+    computed = sensor_stats(session_id=recorded.pk)
+    assert shown.keys() == computed.keys() == {"fz", "temp", "ft6"}
+    for name, stats in computed.items():
+        assert shown[name] == pytest.approx(stats), name
