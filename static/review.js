@@ -145,7 +145,7 @@
       sensor: spec.sensor, sensor_type: spec.sensor_type, unit: spec.unit, field: spec.field, rate: spec.rate_hz,
       figure, box: figure.querySelector(".review-plot"), resolution: figure.querySelector(".review-resolution"),
       reset: figure.querySelector(".review-reset"), plot: null, full: emptyData(), shown: null, interval: null,
-      zoom: null, zoomToken: 0,
+      zoom: null, zoomToken: 0, backlog: [],
     };
     chart.limits = RC.limitsFor(config.rules, chart);
     chart.episodes = episodesFor(chart);
@@ -191,8 +191,8 @@
     const result = await aggregated(chart, pointsFor(chart), null);
     chart.full = result.data;
     chart.interval = result.interval;
-    chart.fullResult = result;
     draw(chart, result);
+    for (const [t, v] of chart.backlog.splice(0)) append(chart, t, v);
   }
 
   // ------------------------------------------------------------------ zoom
@@ -276,6 +276,7 @@
 
   // Adds one reading to the last interval (or a new one); halves the resolution when the chart grows too long.
   function append(chart, t, v) {
+    if (!chart.plot) { chart.backlog.push([t, v]); return; }  // the whole session's answer is still coming
     const d = chart.full;
     const step = Math.max(chart.interval || 0, 1 / LIVE_HZ);
     chart.interval = step;

@@ -141,15 +141,11 @@ def session_detail(request, session_id: int):
         "started_at": session.started_at.timestamp(),
         "stopped_at": session.stopped_at.timestamp() if session.stopped_at else None,
         "max_points": MAX_POINTS, "ws_path": "/ws/sensor-data",
-        "episodes": [
-            {"id": a.pk, "sensor": a.sensor.name, "field": (a.details or {}).get("field", ""), "status": a.status,
-             "first_timestamp": a.first_timestamp.timestamp(), "last_timestamp": a.last_timestamp.timestamp()}
-            for a in review["alerts"]
-        ],
+        "episodes": review["episodes"],
     }
     context = {
         "nav": "sessions", "session": session, "duration": duration_text(session.duration_seconds()),
-        "stats": review["stats"], "alerts": review["alerts"], "rules": [_rule_row(r) for r in session.rules],
+        "stats": review["stats"], "alerts": review["alerts"], "alerts_total": len(review["episodes"]), "rules": [_rule_row(r) for r in session.rules],
         "can_operate": can_operate(request.user), "review_config": config,
     }
     return render(request, "sessions/detail.html", context)

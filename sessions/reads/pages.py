@@ -15,6 +15,9 @@ from sessions.models import Reading, ReadingRollup, RecordingSession
 from sessions.reads.results import results_queryset
 from sessions.reads.sessions import session_stats
 
+# Alerts listed on a session's page (the JSON record and /api/v1/results/ hold them all).
+ALERTS_SHOWN = 500
+
 # A position in the list: the (started_at, id) of a session.
 Position = tuple[datetime, int]
 
@@ -143,8 +146,16 @@ def session_review(session: RecordingSession) -> dict:
             "sensor": sensor, "stats": stat, "fields": [(f, fields[f]) for f in numeric],
             "first": _moment(stat.get("first_timestamp")), "last": _moment(stat.get("last_timestamp")),
         })
-    alerts = list(results_queryset().filter(session_id=session.pk).order_by("first_timestamp", "id"))
-    return {"charts": charts, "stats": rows, "alerts": alerts}
+    results = results_queryset().filter(session_id=session.pk).order_by("first_timestamp", "id")
+    # A spiky signal can open thousands: the table shows the first ALERTS_SHOWN, the charts mark every one.
+    episodes = [
+        {"id": pk, "sensor": sensor, "field": (details or {}).get("field", ""), "status": status,
+         "first_timestamp": first.timestamp(), "last_timestamp": last.timestamp()}
+        for pk, sensor, details, status, first, last in results.values_list(
+            "id", "sensor__name", "details", "status", "first_timestamp", "last_timestamp")
+    ]
+    alerts = list(results[:ALERTS_SHOWN]) if len(episodes) > ALERTS_SHOWN else list(results)
+    return {"charts": charts, "stats": rows, "alerts": alerts, "episodes": episodes}
 
 
 def stats_from_rollups(session: RecordingSession, sensors: list[Sensor], by_field: dict) -> dict[str, dict]:

@@ -390,3 +390,14 @@ def test_a_finished_session_without_frozen_statistics_gets_the_same_ones_from_it
     assert shown.keys() == computed.keys() == {"fz", "temp", "ft6"}
     for name, stats in computed.items():
         assert shown[name] == pytest.approx(stats), name
+
+
+def test_past_the_listed_alerts_the_page_says_where_the_rest_are_and_the_charts_mark_them_all(client, recorded, monkeypatch):
+    monkeypatch.setattr("sessions.reads.pages.ALERTS_SHOWN", 1)
+    response = client.get(f"/sessions/{recorded.pk}/")
+    root = Dom(response.content.decode()).root
+
+    assert len(root.find_all("tr", data_result=True)) == 1
+    assert root.find("h2", id="alerts-title").text == f"Alerts ({recorded.alert_count})"
+    assert f"/api/v1/results/?session={recorded.pk}" in {a.attrs.get("href") for a in root.find_all("a")}
+    assert len(response.context["review_config"]["episodes"]) == recorded.alert_count > 1
