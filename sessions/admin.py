@@ -20,6 +20,7 @@ admin.site.site_url = "/"
 # The lists are wide (a session has ten columns): the home page and the breadcrumbs lead everywhere the sidebar did.
 admin.site.enable_nav_sidebar = False
 
+BOUNDS = ("warning_low", "warning_high", "error_low", "error_high")
 DOWNLOADS = (
     ("CSV", "session-export-csv-one"), ("JSON", "session-export-json-one"), ("MCAP", "session-export-mcap-one"),
 )
@@ -46,6 +47,11 @@ def duration_text(seconds: float) -> str:
     if minutes < 60:
         return f"{minutes} min {rest:02d} s"
     return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def plain_list(item: str, rows) -> str:
+    """An unbulleted HTML list, one `item` (a format_html string) per row of arguments."""
+    return format_html('<ul class="plain">{}</ul>', format_html_join("", f"<li>{item}</li>", rows))
 
 
 async def one_csv(streams):
@@ -88,9 +94,9 @@ class RecordingSessionAdmin(admin.ModelAdmin):
     search_fields = ["name", "description", "rig__name"]
     date_hierarchy = "started_at"
     fields = ["name", "description", "rig", "status", "verdict", "started_at", "stop_requested_at", "stopped_at",
-              "duration", "reading_count", "alert_count", "operator", "links", "rules", "rates", "summary_stats"]
+              "duration", "reading_count", "alert_count", "operator", "links", "rule_set", "rates", "statistics"]
     readonly_fields = ["rig", "status", "verdict", "started_at", "stop_requested_at", "stopped_at", "duration",
-                       "reading_count", "alert_count", "operator", "links", "rules", "rates", "summary_stats"]
+                       "reading_count", "alert_count", "operator", "links", "rule_set", "rates", "statistics"]
     inlines = [ValidationResultInline]
     actions = ["export_csv", "delete_selected"]
 
@@ -113,6 +119,27 @@ class RecordingSessionAdmin(admin.ModelAdmin):
             " · ", '<a href="{}" download>{}</a>', ((reverse(name, args=[obj.pk]), label) for label, name in DOWNLOADS)
         )
         return format_html("{} · {}", review, downloads)
+
+    @admin.display(description="rules it started with")
+    def rule_set(self, obj: RecordingSession) -> str:
+        def bounds(rule: dict) -> str:
+            return ", ".join(f"{name} {rule[name]}" for name in BOUNDS if rule.get(name) is not None)
+
+        rows = ((rule["code"], rule.get("sensor") or rule.get("sensor_type"), rule.get("kind"), bounds(rule))
+                for rule in obj.rules)
+        return plain_list("{} ({}, {}): {}", rows) if obj.rules else "-"
+
+    @admin.display(description="statistics per sensor")
+    def statistics(self, obj: RecordingSession) -> str:
+        def text(stats: dict) -> str:
+            if stats.get("min") is None:
+                return f"{stats.get('count', 0)} readings"
+            unit = f" {stats['unit']}" if stats.get("unit") else ""
+            return (f"{stats['count']} readings, min {stats['min']:.6g}, max {stats['max']:.6g}, "
+                    f"mean {stats['mean']:.6g}{unit}")
+
+        rows = ((name, text(stats)) for name, stats in sorted(obj.summary_stats.items()))
+        return plain_list("{}: {}", rows) if obj.summary_stats else "-"
 
     def view_on_site(self, obj: RecordingSession) -> str:
         return reverse("session-page", args=[obj.pk])

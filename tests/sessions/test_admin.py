@@ -112,6 +112,8 @@ def test_a_session_page_shows_its_results_and_links_to_its_review(admin_client, 
     assert "force_threshold" in page and "force_spike" in page
     assert f'href="/sessions/{recorded[0]}/"' in page
     assert f'href="/api/v1/sessions/{recorded[0]}/export/mcap"' in page
+    assert "<li>fz: 4 readings, min 10, max 91, mean 50.25 N</li>" in page
+    assert "<li>force_threshold (force, range): warning_high 64.0, error_high 80.0</li>" in page
 
 
 def test_the_delete_confirmation_counts_from_the_session_without_loading_its_readings(admin_client, recorded):
