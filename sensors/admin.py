@@ -2,8 +2,9 @@
 
 from django import forms
 from django.contrib import admin
+from rest_framework import serializers
 
-from sensors.api.serializers import ValidationRuleSerializer
+from sensors.api.serializers import SensorSerializer, ValidationRuleSerializer
 from sensors.models import Rig, Sensor, ValidationRule
 
 # The rule's fields the serializer judges, as the model names them.
@@ -47,8 +48,23 @@ class RuleEnabledForm(forms.ModelForm):
         self.fields["enabled"].widget.attrs["aria-label"] = f"{self.instance.code} enabled"
 
 
+class SensorForm(forms.ModelForm):
+    """A sensor whose rate is bounded as the API bounds it."""
+
+    class Meta:
+        model = Sensor
+        fields = "__all__"
+
+    def clean_rate_hz(self) -> float | None:
+        try:
+            return SensorSerializer().validate_rate_hz(self.cleaned_data["rate_hz"])
+        except serializers.ValidationError as exc:
+            raise forms.ValidationError([str(message) for message in exc.detail]) from None
+
+
 class SensorInline(admin.TabularInline):
     model = Sensor
+    form = SensorForm
     extra = 0
 
 
@@ -69,6 +85,7 @@ class RigAdmin(admin.ModelAdmin):
 
 @admin.register(Sensor)
 class SensorAdmin(admin.ModelAdmin):
+    form = SensorForm
     list_display = ["name", "rig", "sensor_type", "unit", "rate_hz"]
     list_filter = ["rig", "sensor_type"]
     search_fields = ["name", "sensor_type", "rig__name"]

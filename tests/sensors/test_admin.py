@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
 
-from sensors.models import ValidationRule
+from sensors.models import Rig, ValidationRule
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +39,33 @@ def test_rigs_list_and_a_rig_page_with_its_sensors(admin_client, bench, sim_rig)
     assert listing.status_code == 200 and b"bench" in listing.content and b"sim" in listing.content
     assert page.status_code == 200
     assert [s.original.name for s in page.context["inline_admin_formsets"][0] if s.original] == ["ft6", "fz", "temp"]
+
+
+def rig_form(**sensor) -> dict:
+    form = {"name": "arm", "source": "external", "description": "",
+            "sensors-TOTAL_FORMS": "1", "sensors-INITIAL_FORMS": "0", "sensors-MIN_NUM_FORMS": "0",
+            "sensors-MAX_NUM_FORMS": "1000"}
+    fields = {"name": "grip", "sensor_type": "force", "unit": "N", "rate_hz": ""} | sensor
+    return form | {f"sensors-0-{name}": str(value) for name, value in fields.items()}
+
+
+def test_a_rig_is_added_with_its_sensors(admin_client):
+    response = admin_client.post("/admin/sensors/rig/add/", rig_form(rate_hz=250))
+
+    assert response.status_code == 302
+    assert list(Rig.objects.get(name="arm").sensors.values_list("name", "rate_hz")) == [("grip", 250.0)]
+
+
+@pytest.mark.parametrize("rate", [0, -5, 2_000_000])
+def test_a_sensor_rate_out_of_the_apis_bounds_is_a_form_error(admin_client, staff_client, rate):
+    response = admin_client.post("/admin/sensors/rig/add/", rig_form(rate_hz=rate))
+    sensors = [{"name": "grip", "sensor_type": "force", "rate_hz": rate}]
+    api = staff_client.post("/api/v1/rigs/", {"name": "arm", "sensors": sensors}, format="json")
+
+    assert response.status_code == 200
+    errors = response.context["inline_admin_formsets"][0].formset.errors[0]
+    assert errors["rate_hz"] == api.json()["errors"]["sensors"]["0"]["rate_hz"]
+    assert not Rig.objects.filter(name="arm").exists()
 
 
 def test_rules_list_and_a_rule_page_load(admin_client):
