@@ -165,6 +165,9 @@
       : n ? n + " intervals of " + seconds(result.interval) : "no readings yet";
   }
 
+  // Grouped as the server groups them (12,600).
+  function count(n) { return Number(n).toLocaleString("en-US"); }
+
   function utcTime(unix) { return new Date(unix * 1000).toISOString().slice(11, 23); }
 
   // As the server writes it (sessions/pages/review.py duration_text).
@@ -356,7 +359,7 @@
       }
     }
     if (last) {
-      $("review-readings").textContent = String(last.seq);
+      $("review-readings").textContent = count(last.seq);
       $("review-duration").textContent = durationText(last.timestamp - config.started_at);
     }
   }
@@ -367,7 +370,7 @@
                       first_timestamp: result.first_timestamp, last_timestamp: result.last_timestamp, id: result.id };
     const known = config.episodes.find((e) => e.id === result.id);
     if (known) Object.assign(known, episode); else config.episodes.push(episode);
-    $("review-alerts").textContent = String(config.episodes.length);
+    $("review-alerts").textContent = count(config.episodes.length);
     for (const chart of charts) {
       if (chart.sensor !== result.sensor) continue;
       chart.episodes = episodesFor(chart);
@@ -394,8 +397,8 @@
       const at = new Date(summary.stopped_at);
       $("review-stopped").textContent = at.toISOString().replace("T", " ").slice(0, 23) + " UTC";
     }
-    if (summary.total_readings !== undefined) $("review-readings").textContent = String(summary.total_readings);
-    if (summary.validation_alerts !== undefined) $("review-alerts").textContent = String(summary.validation_alerts);
+    if (summary.total_readings !== undefined) $("review-readings").textContent = count(summary.total_readings);
+    if (summary.validation_alerts !== undefined) $("review-alerts").textContent = count(summary.validation_alerts);
     if (summary.session_duration !== undefined) $("review-duration").textContent = durationText(summary.session_duration);
     const live = $("review-live");
     if (summary.status !== "recording") {

@@ -113,7 +113,7 @@ def test_the_list_shows_the_session_with_its_verdict_and_filters_it(browser, pag
     row = page.locator(f"tr[data-session='{bench_session['session_id']}']")
 
     assert row.locator(".badge.fail").inner_text() == "fail"
-    assert row.locator("td").nth(7).inner_text() == str(bench_session["total_readings"])
+    assert row.locator("td").nth(7).inner_text() == f"{bench_session['total_readings']:,}"
     assert serious_violations(page) == []
     shoot(page, "list-light-1280")
 
@@ -291,5 +291,5 @@ def test_a_recording_sessions_page_follows_the_live_feed(browser, page_errors, s
     summary = server.stop(session_id)
     page.wait_for_function("document.querySelector('#review-verdict .badge.fail') !== null", timeout=15_000)
     assert page.locator("#review-status").inner_text() == "completed"
-    assert page.locator("#review-alerts").inner_text() == str(summary["validation_alerts"])
+    assert page.locator("#review-alerts").inner_text() == f"{summary['validation_alerts']:,}"
     assert page.locator("#review-readings").inner_text() == "55"

@@ -229,7 +229,7 @@ def test_the_list_shows_the_verdict_in_words_the_duration_and_the_stored_counter
 
     assert cells[1:5] == ["soak", "bench", "completed", "pass"]
     assert row.find("span", **{"class": "badge ok"}).text == "pass"
-    assert cells[6:] == ["2 min 05 s", "123456", "7"]
+    assert cells[6:] == ["2 min 05 s", "123,456", "7"]
 
 
 def test_verdict_badges_carry_their_class(client, bench):
