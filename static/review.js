@@ -162,7 +162,8 @@
     const n = result.data.xs.length;
     chart.resolution.textContent = result.raw
       ? n + " readings, each drawn"
-      : n ? n + " intervals of " + seconds(result.interval) : "no readings yet";
+      : n ? n + " intervals of " + seconds(result.interval)
+        : config.status === "recording" ? "no readings yet" : "no readings";
   }
 
   // Grouped as the server groups them (12,600).
@@ -360,7 +361,7 @@
     }
     if (last) {
       $("review-readings").textContent = count(last.seq);
-      $("review-duration").textContent = durationText(last.timestamp - config.started_at);
+      $("review-duration").textContent = durationText(Date.now() / 1000 - config.started_at);
     }
   }
 

@@ -137,7 +137,8 @@ def session_review(session: RecordingSession) -> dict:
     charts, rows = [], []
     for sensor in sensors:
         fields = by_field.get(sensor.pk, {})
-        numeric = [f for f in fields if f and is_measurement(f)]
+        # Identifiers are left out, unless they are all an object sensor sends (a chart per field it has).
+        numeric = [f for f in fields if f and is_measurement(f)] or [f for f in fields if f]
         stat = stats.get(sensor.name, {})
         rate = session.rates.get(sensor.name) or _observed_rate(stat)
         for field in numeric or [""]:

@@ -401,3 +401,17 @@ def test_past_the_listed_alerts_the_page_says_where_the_rest_are_and_the_charts_
     assert root.find("h2", id="alerts-title").text == f"Alerts ({recorded.alert_count})"
     assert f"/api/v1/results/?session={recorded.pk}" in {a.attrs.get("href") for a in root.find_all("a")}
     assert len(response.context["review_config"]["episodes"]) == recorded.alert_count > 1
+
+
+def test_identifiers_get_no_chart_unless_they_are_all_an_object_sensor_sends(client, start, ingest):
+    bench_create("frames", [{"name": "cam", "sensor_type": "camera", "unit": ""},
+                            {"name": "tick", "sensor_type": "counter", "unit": ""}])
+    session_id = start("frames")["session_id"]
+    batch = readings("cam", [{"image_id": i, "brightness": 100 + i} for i in range(3)]) + readings(
+        "tick", [{"frame_id": i} for i in range(3)], t0=T0 + 0.05)
+    assert ingest(session_id, batch).status_code in (200, 201)
+
+    root = page(client, f"/sessions/{session_id}/")
+
+    charts = [(f.attrs["data-sensor"], f.attrs["data-field"]) for f in root.find_all("figure")]
+    assert charts == [("cam", "brightness"), ("tick", "frame_id")]
