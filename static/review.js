@@ -425,7 +425,9 @@
       else if (frame.type === "sensor_data") onReadings([frame.data]);
       else if (frame.type === "validation") onValidation(frame.data);
       else if (frame.type === "system_status" && frame.data && frame.data.session_id !== undefined) onStatus(frame.data);
-      else if (frame.type === "subscription_confirmed") live.textContent = "Live: new readings are added as they are stored.";
+      else if (frame.type === "subscription_confirmed") {
+        live.textContent = "Live: new readings are added as they are stored.";
+      }
       else if (frame.type === "error") live.textContent = "Live feed: " + frame.message;
     });
     socket.addEventListener("close", (event) => {

@@ -70,7 +70,8 @@ class SessionFilterForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["rig"].choices = [("", "Any"), *((n, n) for n in Rig.objects.order_by("name").values_list("name", flat=True))]
+        rigs = Rig.objects.order_by("name").values_list("name", flat=True)
+        self.fields["rig"].choices = [("", "Any"), *((name, name) for name in rigs)]
 
     def clean(self):
         data = super().clean()
@@ -145,7 +146,8 @@ def session_detail(request, session_id: int):
     }
     context = {
         "nav": "sessions", "session": session, "duration": duration_text(session.duration_seconds()),
-        "stats": review["stats"], "alerts": review["alerts"], "alerts_total": len(review["episodes"]), "rules": [_rule_row(r) for r in session.rules],
+        "stats": review["stats"], "alerts": review["alerts"], "alerts_total": len(review["episodes"]),
+        "rules": [_rule_row(r) for r in session.rules],
         "can_operate": can_operate(request.user), "review_config": config,
     }
     return render(request, "sessions/detail.html", context)

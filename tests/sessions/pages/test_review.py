@@ -236,7 +236,8 @@ def test_verdict_badges_carry_their_class(client, bench):
     for i, verdict in enumerate(["warning", "fail", "error"]):
         RecordingSession.objects.create(rig=bench, status="completed", started_at=DAY0 + timedelta(minutes=i),
                                         stopped_at=DAY0 + timedelta(minutes=i, seconds=5), verdict=verdict)
-    badges = {b.text: b.attrs["class"] for b in page(client, LIST).find_all("span", **{"class": True}) if "badge" in b.attrs["class"]}
+    spans = page(client, LIST).find_all("span", **{"class": True})
+    badges = {b.text: b.attrs["class"] for b in spans if "badge" in b.attrs["class"]}
 
     assert badges == {"warning": "badge warning", "fail": "badge fail", "error": "badge error"}
 
@@ -331,7 +332,8 @@ def test_the_alerts_list_every_result_and_an_operator_acknowledges_one(client, o
     row = page(client, f"/sessions/{recorded.pk}/").find("tr", id=f"alert-{target.pk}")
     assert row.find("strong", **{"class": "ack-who"}).text == "olga"
     assert row.find("q", **{"class": "ack-comment"}).text == "known fixture"
-    assert row.find("time", **{"class": "ack-when"}).attrs["datetime"].startswith(target.acknowledged_at.strftime("%Y-%m-%dT%H:%M:%S"))
+    when = row.find("time", **{"class": "ack-when"}).attrs["datetime"]
+    assert when.startswith(target.acknowledged_at.strftime("%Y-%m-%dT%H:%M:%S"))
     assert row.find("form") is None
 
 
@@ -355,7 +357,8 @@ def test_a_viewer_sees_no_acknowledge_controls_and_cannot_post_one(viewer_client
     assert root.find_all("tr", data_result=True)
     assert root.find("form", **{"class": "review-ack-form"}) is None
     assert {b.text for b in root.find("main").find_all("button")} == {"Reset zoom", "Show on chart"}
-    assert {r.find("td", **{"class": "review-ack"}).text for r in root.find_all("tr", data_result=True)} == {"not acknowledged"}
+    acks = {r.find("td", **{"class": "review-ack"}).text for r in root.find_all("tr", data_result=True)}
+    assert acks == {"not acknowledged"}
     response = viewer_client.post(f"/sessions/{recorded.pk}/alerts/{target.pk}/acknowledge/", {"comment": "x"})
     assert response.status_code == 403
     target.refresh_from_db()
@@ -392,7 +395,9 @@ def test_a_finished_session_without_frozen_statistics_gets_the_same_ones_from_it
         assert shown[name] == pytest.approx(stats), name
 
 
-def test_past_the_listed_alerts_the_page_says_where_the_rest_are_and_the_charts_mark_them_all(client, recorded, monkeypatch):
+def test_past_the_listed_alerts_the_page_says_where_the_rest_are_and_the_charts_mark_them_all(
+    client, recorded, monkeypatch
+):
     monkeypatch.setattr("sessions.reads.pages.ALERTS_SHOWN", 1)
     response = client.get(f"/sessions/{recorded.pk}/")
     root = Dom(response.content.decode()).root
