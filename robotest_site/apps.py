@@ -6,3 +6,7 @@ class RobotestSiteConfig(AppConfig):
 
     name = "robotest_site"
     verbose_name = "RoboTest site"
+
+    def ready(self) -> None:
+        # Connects the signal that keeps the admin group's members staff (robotest_site/roles.py).
+        from robotest_site import roles  # noqa: F401

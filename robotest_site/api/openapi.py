@@ -42,7 +42,8 @@ def error(description: str) -> OpenApiResponse:
 
 BAD_REQUEST = error("A bad parameter or body: `detail` names it, `errors` holds the field errors.")
 FORBIDDEN = error(
-    "No credentials, a bad token, or (for writes restricted to staff) a user who is not staff. "
+    "No credentials, a bad token, a viewer's write (the viewer role only reads), or (for writes restricted to "
+    "staff) a user who is not staff or admin. "
     "Reads need credentials too unless `ROBOTEST_PUBLIC_READ=true`."
 )
 NOT_FOUND = error("The session, rig or sensor named does not exist.")

@@ -82,7 +82,7 @@ class ResultFilter(filters.FilterSet):
     ),
 )
 class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Validation results: runs of consecutive violations of one rule on one sensor; any user may acknowledge one."""
+    """Validation results: runs of consecutive violations of one rule on one sensor; any user but a viewer may acknowledge one."""
 
     queryset = results_queryset()
     serializer_class = ResultSerializer

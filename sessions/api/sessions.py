@@ -214,16 +214,15 @@ class RecordingSessionViewSet(
         operation_id="sessions_readings_ingest",
         summary="Ingest a batch of readings",
         description="From an external rig's recording session: a JSON list of at most 10,000 readings, "
-        "all or nothing. Any authenticated user.",
+        "all or nothing. Any user but a viewer (README \"Roles\").",
         request=api_schema.INGEST_REQUEST,
         responses=api_schema.INGEST_RESPONSES,
     )
     # Not paged like the resource lists: readings page by keyset through the Link header, as the seed path.
-    @action(detail=True, methods=["get", "post"], url_path="readings", permission_classes=[ReadPublicOrAuthenticated], pagination_class=None)
+    @action(detail=True, methods=["get", "post"], url_path="readings", permission_classes=[ReadPublicOrAuthenticated],
+            pagination_class=None)
     def readings(self, request, pk=None):
-        # Permissions of the collection (reads public or not, writes by any user) apply here.
-        if not ReadPublicOrAuthenticated().has_permission(request, self):
-            self.permission_denied(request, message=ReadPublicOrAuthenticated.message)
+        # Not the collection's IsStaffOrReadOnly: reads as every read, ingest by any user but a viewer.
         session_id = _session_pk(pk)
         if request.method == "GET":
             return readings_response(request, session_id=session_id)
