@@ -6,7 +6,7 @@ import time
 import pytest
 
 from tests.e2e import harness
-from tests.e2e.browser import SERIOUS, new_page
+from tests.e2e.browser import new_page, serious_violations
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -44,20 +44,9 @@ def server(tmp_path, procs):
     return api
 
 
-def serious_violations(page) -> list[str]:
-    """tests.e2e.browser's, without axe's CSS preload: it fetches the `@import url('widgets.css')` of Django's
-    forms.css against the page's address (CSSImportRule.href is the text as written), a 404 of its own making.
-    The preload serves one rule, css-orientation-lock."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page, options={"resultTypes": ["violations"], "preload": False})
-    violations = results.response["violations"]
-    return [f"{v['id']} ({v['impact']}): {v['help']}" for v in violations if v.get("impact") in SERIOUS]
-
-
 def look(page, name: str) -> None:
     """No serious accessibility violation on the page; a screenshot when ROBOTEST_SHOTS names a directory."""
-    violations = serious_violations(page)
+    violations = serious_violations(page, preload=False)
     assert not violations, f"{page.url}:\n" + "\n".join(violations)
     if SHOTS:
         page.screenshot(path=os.path.join(SHOTS, f"admin-{name}.png"), full_page=True)
