@@ -67,31 +67,31 @@
   }
 
   // Paints each item inside the plot area (clipped), in canvas pixels; nothing when there are none.
+  // `color(status)` is the severity's colour, read from the stylesheet once per paint: a style read
+  // per item costs a style recalculation each, and a busy chart has thousands of episodes.
   function paintEach(u, items, paint) {
     if (!items || !items.length) return;
     const ctx = u.ctx;
     const box = u.bbox;
     const ratio = window.devicePixelRatio || 1;
+    const colors = { error: cssVar("--chart-error"), warning: cssVar("--chart-warn") };
+    const color = (status) => (status === "error" ? colors.error : colors.warning);
     ctx.save();
     ctx.beginPath();
     ctx.rect(box.left, box.top, box.width, box.height);
     ctx.clip();
-    for (const item of items) paint(ctx, item, box, ratio);
+    for (const item of items) paint(ctx, item, box, ratio, color);
     ctx.restore();
-  }
-
-  function severityColor(status) {
-    return cssVar(status === "error" ? "--chart-error" : "--chart-warn");
   }
 
   function limitsPlugin(getLimits) {
     return {
       hooks: {
-        draw: [(u) => paintEach(u, getLimits(), (ctx, limit, box, ratio) => {
+        draw: [(u) => paintEach(u, getLimits(), (ctx, limit, box, ratio, color) => {
           const y = Math.round(u.valToPos(limit.value, "y", true)) + 0.5;
           if (!Number.isFinite(y)) return;
           ctx.lineWidth = 1.5 * ratio;
-          ctx.strokeStyle = severityColor(limit.severity);
+          ctx.strokeStyle = color(limit.severity);
           ctx.setLineDash(limit.severity === "error" ? [] : [6 * ratio, 4 * ratio]);
           ctx.beginPath();
           ctx.moveTo(box.left, y);
@@ -125,39 +125,54 @@
     return "rgba(" + (n >> 16) + "," + ((n >> 8) & 255) + "," + (n & 255) + "," + alpha + ")";
   }
 
+  // Episodes closer than a pixel column (shading) or two pixels (markers) are drawn once: a spiky
+  // sensor at 1 kHz has tens of thousands in a 10-minute window, and painting each is what costs.
   function episodesPlugin(getEpisodes) {
     return {
       hooks: {
         // Under the series: shade each episode's span.
-        drawClear: [(u) => paintEach(u, getEpisodes(), (ctx, episode, box) => {
-          const x0 = u.valToPos(episode.first_timestamp, "x", true);
-          const x1 = u.valToPos(episode.last_timestamp ?? episode.first_timestamp, "x", true);
-          if (!Number.isFinite(x0) || !Number.isFinite(x1)) return;
-          ctx.fillStyle = withAlpha(severityColor(episode.status), 0.16);
-          ctx.fillRect(x0, box.top, Math.max(x1 - x0, 1), box.height);
-        })],
+        drawClear: [(u) => {
+          const done = new Set();
+          paintEach(u, getEpisodes(), (ctx, episode, box, ratio, color) => {
+            const x0 = u.valToPos(episode.first_timestamp, "x", true);
+            const x1 = u.valToPos(episode.last_timestamp ?? episode.first_timestamp, "x", true);
+            if (!Number.isFinite(x0) || !Number.isFinite(x1) || x1 < box.left || x0 > box.left + box.width) return;
+            if (x1 - x0 < 1) {
+              const key = episode.status + Math.floor(x0);
+              if (done.has(key)) return;
+              done.add(key);
+            }
+            ctx.fillStyle = withAlpha(color(episode.status), 0.16);
+            ctx.fillRect(x0, box.top, Math.max(x1 - x0, 1), box.height);
+          });
+        }],
         // Over the series: a start marker (a dotted line and a triangle on the top edge).
-        draw: [(u) => paintEach(u, getEpisodes(), (ctx, episode, box, ratio) => {
-          const x = Math.round(u.valToPos(episode.first_timestamp, "x", true)) + 0.5;
-          if (!Number.isFinite(x) || x < box.left || x > box.left + box.width) return;
-          const color = severityColor(episode.status);
-          ctx.strokeStyle = color;
-          ctx.fillStyle = color;
-          ctx.lineWidth = ratio;
-          ctx.setLineDash([2 * ratio, 3 * ratio]);
-          ctx.beginPath();
-          ctx.moveTo(x, box.top);
-          ctx.lineTo(x, box.top + box.height);
-          ctx.stroke();
-          ctx.setLineDash([]);
-          const s = 5 * ratio;
-          ctx.beginPath();
-          ctx.moveTo(x - s, box.top);
-          ctx.lineTo(x + s, box.top);
-          ctx.lineTo(x, box.top + 1.6 * s);
-          ctx.closePath();
-          ctx.fill();
-        })],
+        draw: [(u) => {
+          const done = new Set();
+          paintEach(u, getEpisodes(), (ctx, episode, box, ratio, color) => {
+            const x = Math.round(u.valToPos(episode.first_timestamp, "x", true)) + 0.5;
+            if (!Number.isFinite(x) || x < box.left || x > box.left + box.width) return;
+            const key = episode.status + Math.round(x / (2 * ratio));
+            if (done.has(key)) return;
+            done.add(key);
+            ctx.strokeStyle = color(episode.status);
+            ctx.fillStyle = ctx.strokeStyle;
+            ctx.lineWidth = ratio;
+            ctx.setLineDash([2 * ratio, 3 * ratio]);
+            ctx.beginPath();
+            ctx.moveTo(x, box.top);
+            ctx.lineTo(x, box.top + box.height);
+            ctx.stroke();
+            ctx.setLineDash([]);
+            const s = 5 * ratio;
+            ctx.beginPath();
+            ctx.moveTo(x - s, box.top);
+            ctx.lineTo(x + s, box.top);
+            ctx.lineTo(x, box.top + 1.6 * s);
+            ctx.closePath();
+            ctx.fill();
+          });
+        }],
       },
     };
   }

@@ -43,6 +43,7 @@
     syncs: new Map(),         // sensor -> {running, from}
     arrived: new Map(),       // sensor -> performance.now() of its last live reading
     busy: 0,                  // REST backfills in flight
+    backfilled: 0,            // readings the charts got from REST and not (yet) from the feed
   };
 
   // ---------------------------------------------------------------- helpers
@@ -182,6 +183,7 @@
     $("charts").replaceChildren();
     state.lastSeq.clear();
     state.results.clear();
+    changedResults.clear();
     alertRows.clear();
     $("alerts").replaceChildren();
     $("no-alerts").hidden = false;
@@ -326,9 +328,11 @@
       const last = state.lastSeq.get(reading.sensor) || 0;
       if (reading.seq > last) state.lastSeq.set(reading.sensor, reading.seq);
       noteTile(reading);
+      let counted = !backfill;
       for (const field of R.numericFields(reading.value)) {
         const chart = chartFor(reading.sensor, field, reading.sensor_type);
         if (chart.seen.has(reading.seq)) continue;
+        if (!counted) { state.backfilled++; counted = true; }
         let list = fresh.get(chart);
         if (!list) fresh.set(chart, (list = []));
         list.push({ x: reading.timestamp, y: R.fieldValue(reading.value, field), seq: reading.seq });
@@ -386,6 +390,7 @@
 
   function draw() {
     drawPending = false;
+    drawSlow();
     const right = state.paused ? state.frozenRight : rightEdge();
     for (const chart of state.charts.values()) {
       if (!chart.dirty) continue;
@@ -396,7 +401,6 @@
         if (Number.isFinite(right)) chart.plot.setScale("x", { min: right - state.windowSeconds, max: right });
       });
     }
-    drawTiles();
   }
 
   function markAll() {
@@ -441,7 +445,7 @@
       list.appendChild(li);
     }
     tilesDirty = true;
-    drawTiles(true);
+    drawSlow(true);
   }
 
   function noteTile(reading) {
@@ -468,15 +472,22 @@
     return value === undefined ? "–" : JSON.stringify(value);
   }
 
-  let tilesDirty = false, tilesAt = 0, tilesTimer = null;
-  function drawTiles(now) {
-    if (!tilesDirty) return;
-    if (!now && performance.now() - tilesAt < TILE_MS) {
-      if (!tilesTimer) tilesTimer = window.setTimeout(() => { tilesTimer = null; scheduleDraw(); }, TILE_MS);
+  // Tiles, alert rows and episodes: at most every TILE_MS (or `now`).
+  let tilesDirty = false, slowAt = 0, slowTimer = null;
+  const changedResults = new Set();
+  function drawSlow(now) {
+    if (!tilesDirty && !changedResults.size) return;
+    if (!now && performance.now() - slowAt < TILE_MS) {
+      if (!slowTimer) slowTimer = window.setTimeout(() => { slowTimer = null; scheduleDraw(); }, TILE_MS);
       return;
     }
+    slowAt = performance.now();
+    if (changedResults.size) flushResults();
+    if (tilesDirty) drawTiles();
+  }
+
+  function drawTiles() {
     tilesDirty = false;
-    tilesAt = performance.now();
     for (const li of $("tiles").children) {
       const sensor = li.dataset.sensor;
       const tile = state.tiles.get(sensor) || {};
@@ -536,15 +547,35 @@
                  acknowledged_at: acked.acknowledged_at, acknowledge_comment: acked.acknowledge_comment };
     }
     state.results.set(result.id, merged);
-    drawAlert(merged);
+    // Rows, episodes and tiles follow at most every TILE_MS: at 1 kHz a spiky sensor sends
+    // a hundred validation frames a second.
+    changedResults.add(result.id);
+    tilesDirty = true;
+    scheduleDraw();
+  }
+
+  // The results' rows and the charts' episodes, for what changed since the last time.
+  function flushResults() {
+    const horizon = rightEdge() - KEEP_SECONDS;
+    for (const [id, result] of state.results) {
+      // Out of every window and off the table: nothing shows it any more.
+      if (!result.open && result.last_timestamp < horizon && !alertRows.has(id)) state.results.delete(id);
+    }
+    for (const id of changedResults) if (state.results.has(id)) drawAlert(state.results.get(id));
+    changedResults.clear();
+    const byChart = new Map();
+    for (const result of state.results.values()) {
+      const key = chartKey(result.sensor, (result.details && result.details.field) || "");
+      if (!byChart.has(key)) byChart.set(key, []);
+      byChart.get(key).push(result);
+    }
     for (const chart of state.charts.values()) {
-      if (chart.sensor !== merged.sensor) continue;
-      chart.episodes = episodesOf(chart);
+      const episodes = byChart.get(chart.key) || [];
+      if (episodes.length === chart.episodes.length && episodes.every((e, i) => e === chart.episodes[i])) continue;
+      chart.episodes = episodes;
       describeChart(chart);
       chart.dirty = true;
     }
-    tilesDirty = true;
-    scheduleDraw();
   }
 
   function cell(row, text, className) {
@@ -616,6 +647,7 @@
       if (response.ok) { addResult(data); say("Alert acknowledged."); }
       else if (response.status === 409 && data && data.result) { addResult(data.result); say(data.detail, true); }
       else say((data && data.detail) || "Acknowledging failed (" + response.status + ")", true);
+      drawSlow(true);
       // The button is gone with the row's old cells: keep the keyboard where the answer is.
       const row = alertRows.get(id);
       const where = row && row.querySelector(".dash-ack");
@@ -628,12 +660,14 @@
   // ---------------------------------------------------------------- backfill over REST
 
   // Fetch each sensor's readings after the last one seen (or the session's floor), following Link.
-  function requestSync(names) {
+  // `positions` (default: now) is where each sensor's record is known up to; a reconnection passes
+  // the positions of the moment the socket opened, before frames of the new connection moved them on.
+  function requestSync(names, positions = state.lastSeq) {
     const session = state.session;
     if (!session || !rig()) return;
     for (const sensor of rig().sensors) {
       if (names && !names.includes(sensor.name)) continue;
-      const from = state.lastSeq.has(sensor.name) ? state.lastSeq.get(sensor.name) : state.floorSeq;
+      const from = positions.has(sensor.name) ? positions.get(sensor.name) : state.floorSeq;
       const sync = state.syncs.get(sensor.name) || { running: false, from: null };
       sync.from = sync.from === null ? from : Math.min(sync.from, from);
       state.syncs.set(sensor.name, sync);
@@ -641,24 +675,31 @@
     }
   }
 
+  // One sensor's readings after `sync.from`, page by page. A failed page keeps its place in
+  // `sync.from`, so the next sync (the next connection, or a quiet sensor's) starts there.
   async function runSync(session, sensor, sync) {
     sync.running = true;
     state.busy++;
     try {
       while (sync.from !== null && state.session === session) {
-        const from = sync.from;
+        let position = sync.from;
         sync.from = null;
         let url = config.api + "sensors/readings?" + new URLSearchParams({
-          session: session.id, sensor, after_seq: from, limit: PAGE });
+          session: session.id, sensor, after_seq: position, limit: PAGE });
         while (url && state.session === session) {
-          const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
-          if (!response.ok) break;
-          addReadings(await response.json(), { backfill: true });
+          const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+            .catch(() => null);
+          if (!response || response.status >= 500) {
+            sync.from = sync.from === null ? position : Math.min(sync.from, position);
+            return;
+          }
+          if (!response.ok) break;   // the session is gone, or this user may not read it
+          const rows = await response.json();
+          addReadings(rows, { backfill: true });
+          if (rows.length) position = rows[rows.length - 1].seq;
           url = nextLink(response.headers.get("Link"));
         }
       }
-    } catch (error) {
-      // The server went away mid-way: the next connection syncs again from the last seq seen.
     } finally {
       sync.running = false;
       state.busy--;
@@ -701,6 +742,7 @@
 
   // ---------------------------------------------------------------- the live feed
 
+  let positionsAtOpen = new Map();
   function connect() {
     state.retryTimer = null;
     setPill("connection", state.socket ? "reconnecting…" : "connecting…", "warn");
@@ -708,6 +750,7 @@
     const socket = new WebSocket(scheme + window.location.host + config.ws_path);
     state.socket = socket;
     socket.onopen = () => {
+      positionsAtOpen = new Map(state.lastSeq);
       socket.send(JSON.stringify({ type: "subscribe", data: { batch: true, max_hz: MAX_HZ } }));
       socket.send(JSON.stringify({ type: "get_status" }));
     };
@@ -721,7 +764,7 @@
           // From here on every reading comes live; what came before (or while away) comes over REST.
           state.live = true;
           setPill("connection", "live", "ok");
-          requestSync();
+          requestSync(null, positionsAtOpen);
           break;
         case "sensor_data_batch": addReadings(frame.data); break;
         case "sensor_data": addReadings([frame.data]); break;
@@ -865,6 +908,7 @@
     episodes: () => Object.fromEntries([...state.charts].map(([key, c]) => [key, c.episodes.map((e) => e.id)])),
     session: () => (state.session ? { ...state.session } : null),
     syncing: () => state.busy,
+    backfilled: () => state.backfilled,
     live: () => state.live,
     window: () => state.windowSeconds,
     paused: () => state.paused,
@@ -874,6 +918,6 @@
   watch(rig() ? rig().session : null);
   if (config.logged_in || config.rigs.length) connect();
   else setPill("connection", "log in to watch", "bad");
-  window.setTimeout(pollRates, RATE_POLL_MS);
+  window.setTimeout(pollRates, 1000);
   window.setTimeout(syncQuiet, QUIET_MS);
 })();

@@ -289,6 +289,8 @@ def test_the_dashboard_reconnects_and_backfills_after_a_server_restart(browser, 
     page = logged_in_page(browser, page_errors, server, "olga")
     wait_points(page, SIM_CHARTS, 3)
 
+    page.wait_for_function("() => window.robotestDashboard.syncing() === 0")
+    backfilled = page.evaluate("window.robotestDashboard.backfilled()")
     server.proc.signal(signal.SIGTERM)
     assert server.proc.wait(20) is not None
     wait_text(page, "#connection", "^reconnecting")
@@ -297,6 +299,8 @@ def test_the_dashboard_reconnects_and_backfills_after_a_server_restart(browser, 
     wait_text(page, "#connection", "^live$", timeout=20_000)
     before = points(page)["force"]
     wait_points(page, ["force"], before + 10)
+    # What was stored while the page was away (the engine's catch-up, the reconnection delay) came over REST.
+    assert page.evaluate("window.robotestDashboard.backfilled()") > backfilled
 
     server.api.stop(session_id)
     wait_text(page, "#session", rf"session {session_id} completed")
