@@ -150,6 +150,9 @@
     chart.limits = RC.limitsFor(config.rules, chart);
     chart.episodes = episodesFor(chart);
     chart.reset.addEventListener("click", () => resetZoom(chart));
+    if (!chart.box.firstChild) {
+      chart.box.append(Object.assign(document.createElement("p"), { className: "muted", textContent: "Loading…" }));
+    }
     charts.push(chart);
     return chart;
   }
