@@ -51,7 +51,11 @@ class RecordingSession(models.Model):
                 fields=["rig"], condition=Q(status="recording"), name="one_recording_session_per_rig"
             ),
         ]
-        indexes = [models.Index(fields=["status"], name="session_status_idx")]
+        indexes = [
+            models.Index(fields=["status"], name="session_status_idx"),
+            # The session list pages newest first by keyset on (started_at, id) (migration 0008).
+            models.Index(fields=["started_at", "id"], name="session_started_idx"),
+        ]
         # Given to the operator and admin roles (robotest_site/roles.py, migration 0007).
         permissions = [("operate_session", "Can start, stop and reset recording sessions and ingest readings")]
 

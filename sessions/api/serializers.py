@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from sensors.models import DEFAULT_RIG
 from sessions.models import RecordingSession
-from sessions.reads.stats import sensor_stats, sensor_stats_current
+from sessions.reads.sessions import session_stats
 
 # {sensor name: statistics}: what sessions.reads.stats.sensor_stats returns.
 SENSOR_STATS_SCHEMA = {
@@ -76,9 +76,4 @@ class RecordingSessionDetailSerializer(RecordingSessionSerializer):
 
     @extend_schema_field(SENSOR_STATS_SCHEMA)
     def get_summary_stats(self, session: RecordingSession) -> dict:
-        # Frozen at completion; a recording session's are kept current; an aborted one has no readings left.
-        if session.status == RecordingSession.Status.RECORDING:
-            return sensor_stats_current(session=session)
-        if session.status == RecordingSession.Status.COMPLETED and session.summary_stats:
-            return session.summary_stats
-        return sensor_stats(session_id=session.pk)
+        return session_stats(session)
