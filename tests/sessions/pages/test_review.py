@@ -379,6 +379,8 @@ def test_a_missing_session_is_a_404_page(client, recorded):
 
     assert response.status_code == 404
     assert "text/html" in response["Content-Type"]
+    page = response.content.decode()
+    assert "<h1>Not found</h1>" in page and 'href="/sessions/"' in page  # the site's page, with its navigation
 
 
 def test_a_finished_session_without_frozen_statistics_gets_the_same_ones_from_its_rollups(recorded):
