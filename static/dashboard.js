@@ -174,7 +174,7 @@
       applyLimits();
     }
     loadResults(session);
-    if (isRecording(session) && state.live) requestSync();
+    if (isRecording(session) && state.live) { requestSync(); fetchRates(); }
   }
 
   function clearData() {
@@ -506,7 +506,7 @@
   }
 
   // Readings per second, as the server counts them (the feed this page gets is thinned).
-  async function pollRates() {
+  async function fetchRates() {
     const session = state.session;
     if (state.live && isRecording(session) && !document.hidden) {
       const { response, data } = await api("GET", "sensors/status").catch(() => ({ response: { ok: false } }));
@@ -522,7 +522,10 @@
         scheduleDraw();
       }
     }
-    window.setTimeout(pollRates, RATE_POLL_MS);
+  }
+
+  function pollRates() {
+    fetchRates().finally(() => window.setTimeout(pollRates, RATE_POLL_MS));
   }
 
   // ---------------------------------------------------------------- alerts

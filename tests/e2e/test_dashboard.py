@@ -5,6 +5,7 @@ database). The simulated rig runs at 10/5/2 Hz, below the page's `max_hz` of 20,
 hold every reading and can be compared with the REST API seq by seq.
 """
 
+import json
 import re
 import signal
 import time
@@ -146,6 +147,14 @@ def test_a_logged_in_engineer_starts_watches_and_stops_a_session_in_the_dashboar
     wait_text(page, ".dash-tile[data-sensor=force] .dash-tile-rate", r"^\d+(\.\d+)? readings/s$", timeout=12_000)
     rate = float(page.text_content(".dash-tile[data-sensor=force] .dash-tile-rate").split()[0])
     assert 5 <= rate <= 12  # 10 Hz, counted by the server over the session so far
+
+    # Hovering a chart shows the time and the value under the cursor (uPlot's legend).
+    plot = page.locator("figure[data-key=force] .u-over")
+    plot.scroll_into_view_if_needed()
+    box = plot.bounding_box()
+    plot.hover(position={"x": box["width"] - 30, "y": box["height"] / 2})
+    wait_text(page, "figure[data-key=force] .u-legend .u-series:nth-child(1) .u-value", r"^\d\d:\d\d:\d\d\.\d{3}$")
+    wait_text(page, "figure[data-key=force] .u-legend .u-series:nth-child(2) .u-value", r"^-?\d+(\.\d+)? N$")
 
     # The window selector narrows the time axis; pause stops scrolling while data keeps coming.
     page.click("[data-window='10']")
@@ -314,6 +323,55 @@ def test_the_dashboard_reconnects_and_backfills_after_a_server_restart(browser, 
     assert sum(len(charts[k]) for k in ("force", "motor", "camera.brightness")) == len(stored)
     # The outage itself: Chromium reports each refused reconnection attempt; nothing else may go wrong.
     page_errors.console[:] = [e for e in page_errors.console if "ERR_CONNECTION_REFUSED" not in e]
+
+
+def test_readings_a_lag_frame_names_are_fetched_from_the_record(browser, page_errors, server):
+    """The channel layer lost frames on their way: the server says which seqs; the page reads them over REST."""
+    session_id = server.api.start(rig="sim", name="lag")["session_id"]
+    page = new_page(browser, page_errors, viewport={"width": 1280, "height": 800})
+    dropped: list[int] = []
+    state = {"drop_until": None, "told": False}
+
+    def between(ws):
+        feed = ws.connect_to_server()
+        ws.on_message(feed.send)
+
+        def from_server(message):
+            frame = json.loads(message)
+            if frame["type"] == "sensor_data_batch" and state["drop_until"] and time.monotonic() < state["drop_until"]:
+                dropped.extend(r["seq"] for r in frame["data"])
+                return
+            if dropped and not state["told"]:
+                state["told"] = True
+                ws.send(json.dumps({"type": "lag", "data": {
+                    "session_id": session_id, "missed_readings": len(dropped), "from_seq": min(dropped),
+                    "to_seq": max(dropped), "source": "channel_layer"}}))
+            ws.send(message)
+
+        feed.on_message(from_server)
+
+    page.route_web_socket(re.compile(r"/ws/sensor-data$"), between)
+    ranges = []
+    page.on("request", lambda r: "after_seq" in r.url and "sensor=" not in r.url and ranges.append(r.url))
+    log_in(page, server.base_url, "olga", PASSWORD)
+    wait_text(page, "#connection", "^live$")
+    wait_points(page, SIM_CHARTS, 3)
+    page.wait_for_function("() => window.robotestDashboard.syncing() === 0")
+    state["drop_until"] = time.monotonic() + 1.0
+    wait_text(page, "#lag", r"readings missed on the way", timeout=10_000)
+    assert len(dropped) >= 5
+    assert any(f"after_seq={min(dropped) - 1}" in url for url in ranges)
+
+    server.api.stop(session_id)
+    wait_text(page, "#session", rf"session {session_id} completed")
+    page.wait_for_function("() => window.robotestDashboard.syncing() === 0")
+    page.wait_for_timeout(300)
+    charts = chart_seqs(page)
+    stored = rest_readings(server, session_id)
+    for key, sensor in (("force", "force"), ("motor", "motor"), ("camera.brightness", "camera")):
+        assert sorted(charts[key]) == sorted(r["seq"] for r in stored if r["sensor"] == sensor), key
+    shown = {seq for seqs in charts.values() for seq in seqs}
+    assert set(dropped) <= shown
 
 
 def test_the_dashboard_asks_an_anonymous_visitor_to_log_in(browser, page_errors, server):
