@@ -31,14 +31,13 @@
     floorSeq: 0,              // readings of the watched session at or below this are not fetched
     lastSeq: new Map(),       // sensor -> highest seq seen
     charts: new Map(),        // chart key ("sensor" or "sensor.field") -> chart
-    tiles: new Map(),         // sensor -> {last, at, value, rate}
+    tiles: new Map(),         // sensor -> {at, value, rate}: its newest reading and readings per second
     results: new Map(),       // result id -> result
     windowSeconds: 30,
     paused: false,
     frozenRight: null,
     socket: null,
     retryMs: RETRY_MIN_MS,
-    retryTimer: null,
     live: false,
     syncs: new Map(),         // sensor -> {running, from}
     arrived: new Map(),       // sensor -> performance.now() of its last live reading
@@ -295,7 +294,8 @@
     scheduleDraw();
   }
 
-  // Each interval's first/lowest/highest... kept as the server's decimation keeps them: the extremes.
+  // A REST page thinned as the server thins the feed (sessions/live/decimation.py): each interval's
+  // lowest and highest reading, in their order.
   function thin(points) {
     const width = 2 / MAX_HZ;
     const out = [];
@@ -747,7 +747,6 @@
 
   let positionsAtOpen = new Map();
   function connect() {
-    state.retryTimer = null;
     setPill("connection", state.socket ? "reconnecting…" : "connecting…", "warn");
     const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     const socket = new WebSocket(scheme + window.location.host + config.ws_path);
@@ -785,7 +784,7 @@
       const delay = state.retryMs;
       state.retryMs = Math.min(RETRY_MAX_MS, state.retryMs * 2);
       setPill("connection", "reconnecting in " + R.fmtNumber(delay / 1000) + " s…", "warn");
-      state.retryTimer = window.setTimeout(connect, delay);
+      window.setTimeout(connect, delay);
     };
   }
 

@@ -60,7 +60,7 @@ def test_rig_parameter_picks_the_rig_and_a_finished_session_shows_its_verdict():
     RecordingSession.objects.filter(pk=session.pk).update(status="completed", verdict="warning")
     html, config = _page(_client("operator"), "/?rig=bench")
     assert config["rig"] == "bench"
-    assert f"session {session.pk} completed · verdict warning" in html
+    assert f"not recording · session {session.pk} completed · verdict warning" in html
     assert config["rigs"][0]["session"]["rules"] == []  # only a recording session's limits are drawn
 
 
