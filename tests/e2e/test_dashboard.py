@@ -359,7 +359,7 @@ def test_readings_a_lag_frame_names_are_fetched_from_the_record(browser, page_er
     page.wait_for_function("() => window.robotestDashboard.syncing() === 0")
     state["drop_until"] = time.monotonic() + 1.0
     wait_text(page, "#lag", r"readings missed on the way", timeout=10_000)
-    assert len(dropped) >= 5
+    assert len(dropped) >= 2
     assert any(f"after_seq={min(dropped) - 1}" in url for url in ranges)
 
     server.api.stop(session_id)
