@@ -500,6 +500,9 @@ def test_nginx_example_proxies_https_logins_and_websockets_to_daphne(proxied):
         websocket.send(json.dumps({"type": "ping", "timestamp": 42}))
         assert json.loads(websocket.recv(timeout=10)) == {"type": "pong", "timestamp": 42}
 
+    # Metrics are for scrapers on the private network, not for the proxy's clients.
+    assert session.get(f"{https}/metrics", timeout=5).status_code == 403
+
     # The web healthcheck of docker-compose.yml, pointed at this daphne, passes.
     argv = healthcheck_argv(compose()["services"]["web"])
     code = argv[2].replace("127.0.0.1:8000", f"127.0.0.1:{proxied['daphne_port']}")
