@@ -810,7 +810,10 @@
     if (response.ok) sessionChanged(rigName, sessionFrom({ ...data, rig: rigName }));
   }
 
+  let lagTimer = null;
   function onLag(data) {
+    window.clearTimeout(lagTimer);
+    lagTimer = window.setTimeout(() => { $("lag").hidden = true; }, 15000);
     if (data.missed_readings) {
       setPill("lag", data.missed_readings + " readings missed on the way: fetched from the record", "warn");
       fetchRange(data.session_id, data.from_seq, data.to_seq);

@@ -291,6 +291,13 @@ def test_a_viewer_sees_no_controls(browser, page_errors, server):
     assert "not acknowledged" in page.text_content("#alerts tr .dash-ack")
     wait_points(page, SIM_CHARTS, 2)
     assert serious_violations(page) == []
+    # Dark mode and a phone's width, switched on a live page: the charts are rebuilt with their points.
+    held = points(page)
+    page.emulate_media(color_scheme="dark")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_function("() => document.querySelector('figure[data-key=force] .uplot').offsetWidth < 390")
+    assert all(points(page)[key] >= n for key, n in held.items())
+    assert serious_violations(page) == []
 
 
 def test_the_dashboard_reconnects_and_backfills_after_a_server_restart(browser, page_errors, server):

@@ -4,7 +4,9 @@ import json
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 
 from sessions.models import RecordingSession
 from sessions.services import session_start
@@ -94,3 +96,19 @@ def test_with_public_reads_an_anonymous_visitor_watches_but_cannot_operate():
     html, config = _page(Client())
     assert [rig["name"] for rig in config["rigs"]] == ["sim"]
     assert 'id="start"' not in html and config["can_operate"] is False
+
+
+def _recording_rigs(first: int, last: int) -> None:
+    for n in range(first, last):
+        session_start(rig=bench_create(f"bench-{n}", [{"name": "fz", "sensor_type": "force", "unit": "N"}]))
+
+
+def test_the_page_reads_as_many_queries_for_twelve_recording_rigs_as_for_four(django_assert_num_queries):
+    client = _client("operator")
+    _recording_rigs(0, 4)
+    with CaptureQueriesContext(connection) as four:
+        _page(client)
+    _recording_rigs(4, 12)
+    with django_assert_num_queries(len(four.captured_queries)):
+        _, config = _page(client)
+    assert len(config["rigs"]) == 13 and all(r["session"] for r in config["rigs"] if r["name"] != "sim")
