@@ -127,13 +127,18 @@
 
   // Episodes closer than a pixel column (shading) or two pixels (markers) are drawn once: a spiky
   // sensor at 1 kHz has tens of thousands in a 10-minute window, and painting each is what costs.
+  // Errors are painted after warnings, so where both mark one instant the error shows.
   function episodesPlugin(getEpisodes) {
+    const ordered = () => {
+      const episodes = getEpisodes() || [];
+      return episodes.filter((e) => e.status !== "error").concat(episodes.filter((e) => e.status === "error"));
+    };
     return {
       hooks: {
         // Under the series: shade each episode's span.
         drawClear: [(u) => {
           const done = new Set();
-          paintEach(u, getEpisodes(), (ctx, episode, box, ratio, color) => {
+          paintEach(u, ordered(), (ctx, episode, box, ratio, color) => {
             const x0 = u.valToPos(episode.first_timestamp, "x", true);
             const x1 = u.valToPos(episode.last_timestamp ?? episode.first_timestamp, "x", true);
             if (!Number.isFinite(x0) || !Number.isFinite(x1) || x1 < box.left || x0 > box.left + box.width) return;
@@ -149,7 +154,7 @@
         // Over the series: a start marker (a dotted line and a triangle on the top edge).
         draw: [(u) => {
           const done = new Set();
-          paintEach(u, getEpisodes(), (ctx, episode, box, ratio, color) => {
+          paintEach(u, ordered(), (ctx, episode, box, ratio, color) => {
             const x = Math.round(u.valToPos(episode.first_timestamp, "x", true)) + 0.5;
             if (!Number.isFinite(x) || x < box.left || x > box.left + box.width) return;
             const key = episode.status + Math.round(x / (2 * ratio));

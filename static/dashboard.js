@@ -160,6 +160,7 @@
   async function watch(session, { fresh = false } = {}) {
     state.session = session;
     clearData();
+    if (state.paused) setPaused(false);   // a paused picture of another session would mislead
     buildTiles();
     showSession();
     if (!session) return;
