@@ -582,20 +582,23 @@
     }
   }
 
-  function cell(row, text, className) {
-    const td = document.createElement("td");
-    if (className) td.className = className;
-    td.textContent = text;
-    row.appendChild(td);
-    return td;
-  }
+  const ALERT_CELLS = ["dash-time", "", "", "", "num", "num", "dash-ack"];
 
+  // A row's cells are made once and then updated in place: a result grows while it is open, and a
+  // keyboard user on its Acknowledge button keeps the focus.
   function drawAlert(result) {
     const body = $("alerts");
     let row = alertRows.get(result.id);
     if (!row) {
       row = document.createElement("tr");
       row.dataset.result = String(result.id);
+      for (const className of ALERT_CELLS) {
+        const td = document.createElement("td");
+        if (className) td.className = className;
+        row.appendChild(td);
+      }
+      const badge = document.createElement("span");
+      row.cells[2].appendChild(badge);
       alertRows.set(result.id, row);
       const after = [...body.children].find((tr) => Number(tr.dataset.result) < result.id);
       body.insertBefore(row, after || null);
@@ -606,22 +609,26 @@
       }
     }
     $("no-alerts").hidden = true;
-    row.replaceChildren();
     row.dataset.status = result.status;
-    row.dataset.acknowledged = String(Boolean(result.acknowledged));
-    const span = result.count > 1 ? R.fmtTime(result.first_timestamp) + " – " + R.fmtTime(result.last_timestamp)
-      : R.fmtTime(result.first_timestamp);
-    cell(row, span, "dash-time");
-    cell(row, result.sensor);
-    const severity = cell(row, "");
-    const badge = document.createElement("span");
+    const cells = row.cells;
+    cells[0].textContent = result.count > 1
+      ? R.fmtTime(result.first_timestamp) + " – " + R.fmtTime(result.last_timestamp) : R.fmtTime(result.first_timestamp);
+    cells[1].textContent = result.sensor;
+    const badge = cells[2].firstChild;
     badge.className = "badge " + (result.status === "error" ? "error" : "warning");
     badge.textContent = result.status + (result.open ? " · open" : "");
-    severity.appendChild(badge);
-    cell(row, result.rule + ": " + result.message);
-    cell(row, String(result.count), "num");
-    cell(row, R.fmtNumber(result.peak), "num");
-    const ack = cell(row, "", "dash-ack");
+    cells[3].textContent = result.rule + ": " + result.message;
+    cells[4].textContent = String(result.count);
+    cells[5].textContent = R.fmtNumber(result.peak);
+    const label = "Acknowledge " + result.status + " on " + result.sensor + " (" + result.rule + ")";
+    const ack = cells[6];
+    if (row.dataset.acknowledged === String(Boolean(result.acknowledged))) {
+      const button = ack.querySelector("button");
+      if (button) button.setAttribute("aria-label", label);
+      return;
+    }
+    row.dataset.acknowledged = String(Boolean(result.acknowledged));
+    ack.replaceChildren();
     if (result.acknowledged) {
       ack.textContent = "✓ acknowledged by " + (result.acknowledged_by || "a deleted user") + " at " +
         R.fmtTime(result.acknowledged_at) + (result.acknowledge_comment ? ": “" + result.acknowledge_comment + "”" : "");
@@ -630,7 +637,7 @@
       button.type = "button";
       button.className = "secondary dash-ack-button";
       button.textContent = "Acknowledge";
-      button.setAttribute("aria-label", "Acknowledge " + result.status + " on " + result.sensor + " (" + result.rule + ")");
+      button.setAttribute("aria-label", label);
       button.addEventListener("click", () => askAcknowledge(result.id, button));
       ack.appendChild(button);
     } else {

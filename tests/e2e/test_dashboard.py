@@ -250,14 +250,23 @@ def test_an_external_rigs_violation_is_charted_alerted_and_acknowledged(browser,
     wait_text(page, ".dash-tile[data-sensor=load] .dash-tile-status", "^error$")
     wait_text(page, ".dash-tile[data-sensor=load] .dash-tile-value", "^96.25 N$")
     wait_text(page, ".dash-tile[data-sensor=cam] .dash-tile-value", "^brightness 120 · exposure 0.5$")
-    # Back in range: the episode closes and the tile says so.
+    # The open episode grows while the keyboard is on its Acknowledge button: the focus stays there.
+    row.get_by_role("button", name=re.compile("^Acknowledge error")).focus()
     response = server.api.post(f"/api/v1/sessions/{session_id}/readings/",
-                               [{"sensor": "load", "timestamp": t0 + 0.8, "value": 15.0}])
+                               [{"sensor": "load", "timestamp": t0 + 0.6, "value": 90.5}])
+    assert response.status_code in (200, 201), response.text
+    wait_text(page, f"#alerts tr[data-result='{result['id']}'] td.num", "^2$")
+    assert page.evaluate("document.activeElement.closest('tr').dataset.result") == str(result["id"])
+
+    # Back in range (and steady, which ends the spike episodes): the episodes close, the tile says so.
+    response = server.api.post(f"/api/v1/sessions/{session_id}/readings/",
+                               [{"sensor": "load", "timestamp": t0 + 0.8 + i * 0.2, "value": v}
+                                for i, v in enumerate([15.0, 16.0, 15.5])])
     assert response.status_code in (200, 201), response.text
     wait_text(page, ".dash-tile[data-sensor=load] .dash-tile-status", "^ok$")
-    wait_text(page, ".dash-tile[data-sensor=load] .dash-tile-value", "^15 N$")
+    wait_text(page, ".dash-tile[data-sensor=load] .dash-tile-value", "^15.5 N$")
     wait_text(page, f"#alerts tr[data-result='{result['id']}'] .badge", "^error$")  # no longer open
-    wait_points(page, ["load"], 4)
+    wait_points(page, ["load"], 7)
 
     row.get_by_role("button", name=re.compile("^Acknowledge")).click()
     assert page.is_visible("#ack-dialog")
@@ -273,8 +282,8 @@ def test_an_external_rigs_violation_is_charted_alerted_and_acknowledged(browser,
     wait_text(page, "#connection", "^live$")
     wait_text(page, f"#alerts tr[data-result='{result['id']}'] .dash-ack", r"acknowledged by olga")
     assert row.get_by_role("button").count() == 0
-    wait_points(page, ["load"], 4)
-    assert points(page)["load"] == 4  # the history, from the record
+    wait_points(page, ["load"], 7)
+    assert points(page)["load"] == 7  # the history, from the record
     assert serious_violations(page) == []
 
     page.click("#stop")
