@@ -89,14 +89,16 @@ class RecordingSessionAdmin(admin.ModelAdmin):
     list_display = ["id", "name", "rig", "status", "verdict", "started_at", "duration", "readings", "alerts", "links"]
     list_display_links = ["id", "name"]
     list_select_related = ["rig"]
-    list_filter = ["status", "verdict", "rig"]
+    list_filter = ["status", "verdict", "rig", "keep"]
     # Also a session's id (get_search_results). No search_help_text: axe finds the search box then labelled by it alone.
     search_fields = ["name", "description", "rig__name"]
     date_hierarchy = "started_at"
     fields = ["name", "description", "rig", "status", "verdict", "started_at", "stop_requested_at", "stopped_at",
-              "duration", "reading_count", "alert_count", "operator", "links", "rule_set", "rates", "statistics"]
+              "duration", "reading_count", "alert_count", "operator", "links", "rule_set", "rates", "statistics",
+              "keep", "pruned_at"]
     readonly_fields = ["rig", "status", "verdict", "started_at", "stop_requested_at", "stopped_at", "duration",
-                       "reading_count", "alert_count", "operator", "links", "rule_set", "rates", "statistics"]
+                       "reading_count", "alert_count", "operator", "links", "rule_set", "rates", "statistics",
+                       "pruned_at"]
     inlines = [ValidationResultInline]
     actions = ["export_csv", "delete_selected"]
 

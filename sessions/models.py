@@ -43,6 +43,10 @@ class RecordingSession(models.Model):
     alert_count = models.IntegerField(default=0)
     verdict = models.CharField(max_length=8, choices=Verdict.choices, blank=True)
     summary_stats = models.JSONField(default=dict, blank=True)
+    # Retention (manage.py prune_readings, docs/retention.md): a kept session's readings are never
+    # pruned; a pruned one keeps this row (counters, statistics, verdict) and says when it lost the rest.
+    keep = models.BooleanField(default=False, help_text="Never prune this session's readings (prune_readings).")
+    pruned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -162,6 +166,32 @@ class LiveServer(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class IngestKey(models.Model):
+    """An ingest batch's `Idempotency-Key` and the answer it got, kept 24 h so a retried batch is stored once.
+
+    Written in the batch's own transaction (services.readings_ingest): a key is never stored
+    without its readings, nor readings of a keyed batch without their key.
+    """
+
+    # A key names a batch of one session: a rig that numbers its batches 1, 2, 3… in every
+    # session (or several rigs behind one user's token) cannot collide with another session.
+    session = models.ForeignKey(RecordingSession, on_delete=models.CASCADE, related_name="+", db_index=False)
+    key = models.CharField(max_length=200)
+    # SHA-256 of the request's raw body: a retry resends the same bytes.
+    digest = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField()
+    answer = models.JSONField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "key"], name="ingest_key_per_session")]
+        # Expired keys are pruned oldest first (services.ingest_keys_prune).
+        indexes = [models.Index(fields=["created_at"], name="ingest_key_created")]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}/{self.key}"
 
 
 class ReadingRollup(models.Model):

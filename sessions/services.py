@@ -2,21 +2,24 @@
 
 import logging
 import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from sensors.models import Rig, Sensor
 from sensors.rules import rules_snapshot
 from sensors.simulators import has_simulator, rate_for
 from sessions.live import events
-from sessions.models import Reading, ReadingRollup, RecordingSession, ValidationResult
+from sessions.models import IngestKey, Reading, ReadingRollup, RecordingSession, ValidationResult
 from sessions.reads.results import results_queryset
 from sessions.reads.sessions import engine_alive, session_summary
 from sessions.reads.stats import sensor_stats
-from sessions.recording.ingest import batch_parse, batch_record, recorder_forget
+from sessions.recording.ingest import batch_answer, batch_parse, batch_record, recorder_forget
 from sessions.recording.pipeline import RecordResult, SessionNotRecording
 
 logger = logging.getLogger(__name__)
@@ -35,6 +38,26 @@ class AlreadyAcknowledged(Exception):
 
 class IngestRefused(Exception):
     """The session takes no pushed readings now: it records a simulated rig, or it does not record."""
+
+
+class IngestKeyReused(Exception):
+    """The batch's Idempotency-Key came with another body to this session within INGEST_KEY_TTL."""
+
+
+# How long an ingest batch's Idempotency-Key answers its retries (docs/errors.md).
+INGEST_KEY_TTL = timedelta(hours=24)
+# Expired keys a keyed batch deletes in its own transaction, oldest first: more than the one it
+# adds, so the table holds about a day of keys even where prune_readings never runs.
+_KEYS_PRUNED_PER_BATCH = 20
+
+
+@dataclass(frozen=True)
+class IngestAnswer:
+    """What an ingest request answers; `replayed` when it is the stored answer to an earlier request."""
+
+    status: int
+    body: dict
+    replayed: bool = False
 
 
 def session_start(
@@ -150,10 +173,13 @@ def session_reset(*, rig: Rig) -> RecordingSession | None:
     return session
 
 
-def readings_ingest(*, session: RecordingSession, data: object) -> RecordResult:
+def readings_ingest(*, session: RecordingSession, data: object, key: str = "", digest: str = "") -> IngestAnswer:
     """Check, validate and store one all-or-nothing batch of an external rig's readings, then publish it live.
 
-    BatchError (every bad item named) or IngestRefused: nothing was stored.
+    BatchError (every bad item named) or IngestRefused: nothing was stored. With an Idempotency-Key
+    (`key`, and `digest` the SHA-256 of the request's body; ask `ingest_replay` first), the key and
+    the answer are stored in the batch's transaction. A request that stored the same key meanwhile
+    wins: this one stores nothing and gets its answer (or IngestKeyReused).
     """
     if session.rig.source != Rig.Source.EXTERNAL:
         raise IngestRefused(
@@ -164,12 +190,143 @@ def readings_ingest(*, session: RecordingSession, data: object) -> RecordResult:
         raise IngestRefused(f"session {session.pk} is {session.status}, not recording")
     sensors = dict(Sensor.objects.filter(rig_id=session.rig_id).values_list("name", "id"))
     items = batch_parse(data, sensors=sensors)
+    also = partial(_key_save, session_id=session.pk, key=key, digest=digest) if key else None
     try:
-        result = batch_record(session_id=session.pk, items=items)
+        result = batch_record(session_id=session.pk, items=items, also=also)
     except SessionNotRecording:
         raise IngestRefused(f"session {session.pk} stopped recording; nothing was stored") from None
+    except IntegrityError:
+        # A request with the same key committed its batch while this one was storing it: this
+        # one's key insert met that key (waiting for its commit if need be) and rolled it all back.
+        first = ingest_replay(session=session, key=key, digest=digest) if key else None
+        if first is None:
+            raise
+        return first
     events.publish_sync(session.pk, *events.batch_events(result))
-    return result
+    return IngestAnswer(201, batch_answer(result))
+
+
+def ingest_replay(*, session: RecordingSession, key: str, digest: str) -> IngestAnswer | None:
+    """The answer a batch with this Idempotency-Key got within INGEST_KEY_TTL, to send again; None if
+    there is none; IngestKeyReused if that batch's body had another digest. A rejected batch kept no
+    key: its retry is judged afresh."""
+    found = (
+        IngestKey.objects.filter(session_id=session.pk, key=key, created_at__gte=timezone.now() - INGEST_KEY_TTL)
+        .values("digest", "status", "answer")
+        .first()
+    )
+    if found is None:
+        return None
+    if found["digest"] != digest:
+        raise IngestKeyReused(
+            f"Idempotency-Key {key!r} was sent with another batch to session {session.pk} in the last "
+            f"{INGEST_KEY_TTL.total_seconds() / 3600:.0f} h: send a new key with a new batch"
+        )
+    return IngestAnswer(found["status"], found["answer"], replayed=True)
+
+
+def _key_save(result: RecordResult, *, session_id: int, key: str, digest: str) -> None:
+    """Store the key with its batch's answer (in the batch's transaction), and drop a few expired keys."""
+    now = timezone.now()
+    cutoff = now - INGEST_KEY_TTL
+    # Its own expired use, if any, first: the unique constraint holds for expired keys too.
+    IngestKey.objects.filter(session_id=session_id, key=key, created_at__lt=cutoff).delete()
+    # SKIP LOCKED: two batches never wait on each other over the same old keys.
+    old = list(
+        IngestKey.objects.select_for_update(skip_locked=True)
+        .filter(created_at__lt=cutoff)
+        .order_by("created_at")
+        .values_list("id", flat=True)[:_KEYS_PRUNED_PER_BATCH]
+    )
+    if old:
+        IngestKey.objects.filter(id__in=old).delete()
+    IngestKey.objects.create(
+        session_id=session_id, key=key, digest=digest, status=201, answer=batch_answer(result), created_at=now
+    )
+
+
+@dataclass
+class PruneReport:
+    """What prune_readings removed (or, in a dry run, would remove)."""
+
+    sessions: int = 0
+    readings: int = 0
+    rollups: int = 0
+    results: int = 0
+    keys: int = 0
+
+
+# Rows deleted per transaction: each holds its row locks for well under a second.
+PRUNE_CHUNK = 50_000
+
+
+def readings_prune(
+    *, older_than: timedelta, dry_run: bool = False, chunk: int = PRUNE_CHUNK, now: datetime | None = None
+) -> PruneReport:
+    """Delete the readings, rollups and results of finished sessions that ended more than `older_than`
+    ago and are not flagged `keep`; and the expired Idempotency-Keys.
+
+    Session by session, in that order (a reader never finds results without their readings), each
+    table in chunks of `chunk` rows by id range, one short transaction each. The session row stays
+    (its counters, statistics and verdict are the record) and gets `pruned_at`. A recording session
+    is never touched. `dry_run` counts the same rows and deletes nothing.
+    """
+    now = now or timezone.now()
+    cutoff = now - older_than
+    report = PruneReport()
+    for session_id in list(_prunable(cutoff).order_by("pk").values_list("pk", flat=True)):
+        if dry_run:
+            report.sessions += 1
+            report.readings += Reading.objects.filter(session_id=session_id).count()
+            report.rollups += ReadingRollup.objects.filter(session_id=session_id).count()
+            report.results += ValidationResult.objects.filter(session_id=session_id).count()
+        elif _session_prune(session_id, cutoff, chunk, report):
+            report.sessions += 1
+    expired = IngestKey.objects.filter(created_at__lt=now - INGEST_KEY_TTL)
+    report.keys = expired.count() if dry_run else expired.delete()[0]
+    return report
+
+
+def _prunable(cutoff: datetime) -> models.QuerySet:
+    """Finished, unkept, not yet pruned sessions that stopped (or, never stopped, started) before `cutoff`."""
+    return (
+        RecordingSession.objects.exclude(status=RecordingSession.Status.RECORDING)
+        .filter(keep=False, pruned_at__isnull=True)
+        .alias(ended=Coalesce("stopped_at", "started_at"))
+        .filter(ended__lt=cutoff)
+    )
+
+
+def _session_prune(session_id: int, cutoff: datetime, chunk: int, report: PruneReport) -> bool:
+    """Prune one session, unless it was kept since it was chosen; whether it was pruned."""
+    with transaction.atomic():
+        if not _prunable(cutoff).select_for_update().filter(pk=session_id).exists():
+            return False
+    report.readings += _delete_by_id_range(Reading, session_id, chunk)
+    report.rollups += _delete_by_id_range(ReadingRollup, session_id, chunk)
+    with transaction.atomic():
+        _, deleted = ValidationResult.objects.filter(session_id=session_id).delete()
+        report.results += deleted.get(ValidationResult._meta.label, 0)
+        RecordingSession.objects.filter(pk=session_id).update(pruned_at=timezone.now())
+    logger.info("pruned session %s", session_id)
+    return True
+
+
+def _delete_by_id_range(model: type[models.Model], session_id: int, chunk: int) -> int:
+    """Delete a session's rows of `model`, `chunk` ids at a time, each range in its own transaction."""
+    # `id + 0`: PostgreSQL would answer MIN/MAX(id) by walking the primary key from either end
+    # through every other session's rows; this reads the session's own rows through its index.
+    bounds = model.objects.filter(session_id=session_id).aggregate(
+        low=models.Min(models.F("id") + 0), high=models.Max(models.F("id") + 0)
+    )
+    if bounds["low"] is None:
+        return 0
+    removed = 0
+    for start in range(bounds["low"], bounds["high"] + 1, chunk):
+        with transaction.atomic():
+            _, deleted = model.objects.filter(session_id=session_id, id__gte=start, id__lt=start + chunk).delete()
+            removed += deleted.get(model._meta.label, 0)
+    return removed
 
 
 def _verdict(session_id: int, stats: dict[str, dict]) -> str:

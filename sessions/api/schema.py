@@ -186,14 +186,39 @@ INGEST_REQUEST = {
 }
 INGEST_RESPONSES = {
     201: IngestAcceptedSerializer,
-    400: OpenApiResponse(IngestErrorSerializer, description="One bad reading rejects the batch: nothing is stored."),
+    400: OpenApiResponse(
+        IngestErrorSerializer,
+        description="One bad reading rejects the batch: nothing is stored. Or a malformed `Idempotency-Key`.",
+    ),
     403: openapi.FORBIDDEN,
     404: openapi.NOT_FOUND,
     409: OpenApiResponse(
         openapi.ErrorSerializer, description="The session is not recording, or records a simulated rig."
     ),
+    422: openapi.error(
+        "The `Idempotency-Key` was sent with another body to this session in the last 24 h: nothing is stored."
+    ),
     **openapi.BODY_ERRORS,
 }
+INGEST_PARAMETERS = [
+    OpenApiParameter(
+        "Idempotency-Key",
+        {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[\\x20-\\x7e]+$"},
+        location=OpenApiParameter.HEADER,
+        required=False,
+        description="One key per batch (a UUID, say), sent again with the batch when a request timed out. "
+        "Within 24 h the same key with the same body (byte for byte) gets the first answer back, with "
+        "`Idempotent-Replayed: true`, and stores nothing; with another body it is a 422. Keys are per "
+        "session. Only a stored batch keeps its key: a rejected one is judged afresh when retried.",
+    ),
+    OpenApiParameter(
+        "Idempotent-Replayed",
+        {"type": "string", "enum": ["true"]},
+        location=OpenApiParameter.HEADER,
+        response=[201],
+        description="Present when this is the stored answer to an earlier request with the same Idempotency-Key.",
+    ),
+]
 
 LINK = OpenApiParameter(
     "Link",

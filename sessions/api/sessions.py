@@ -216,6 +216,7 @@ class RecordingSessionViewSet(
         description="From an external rig's recording session: a JSON list of at most 10,000 readings, "
         "all or nothing. Any user but a viewer (README \"Roles\").",
         request=api_schema.INGEST_REQUEST,
+        parameters=api_schema.INGEST_PARAMETERS,
         responses=api_schema.INGEST_RESPONSES,
     )
     # Not paged like the resource lists: readings page by keyset through the Link header, as the seed path.

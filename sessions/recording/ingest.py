@@ -6,7 +6,10 @@ the tens of thousands of readings per second, and still names every bad item's i
 
 import math
 import threading
+from collections.abc import Callable
 from datetime import datetime
+
+from django.db import transaction
 
 from robotest_site.api.params import timestamp as parse_timestamp
 from sessions.recording.pipeline import Item, RecordResult, SessionNotRecording, SessionRecorder, readings_record
@@ -146,8 +149,14 @@ _recorders_lock = threading.Lock()
 _MAX_RECORDERS = 256
 
 
-def batch_record(*, session_id: int, items: list[Item]) -> RecordResult:
-    """Store one parsed batch with the session's recorder; SessionNotRecording if it stopped meanwhile."""
+def batch_record(
+    *, session_id: int, items: list[Item], also: Callable[[RecordResult], None] | None = None
+) -> RecordResult:
+    """Store one parsed batch with the session's recorder; SessionNotRecording if it stopped meanwhile.
+
+    `also` runs in the batch's transaction once its readings are written (an idempotency key's
+    insert): if it raises, nothing of the batch is stored. Without it the pipeline runs as is.
+    """
     with _recorders_lock:
         entry = _recorders.get(session_id)
         if entry is None:
@@ -157,10 +166,27 @@ def batch_record(*, session_id: int, items: list[Item]) -> RecordResult:
     lock, recorder = entry
     try:
         with lock:
-            return readings_record(recorder=recorder, items=items)
+            if also is None:
+                return readings_record(recorder=recorder, items=items)
+            try:
+                # The pipeline's transaction becomes a savepoint of this one, which commits both.
+                with transaction.atomic():
+                    result = readings_record(recorder=recorder, items=items)
+                    also(result)
+                return result
+            except BaseException:
+                # The validator saw readings that were rolled back: reload before the next batch.
+                recorder.next_seq = -1
+                raise
     except SessionNotRecording:
         recorder_forget(session_id)
         raise
+
+
+def batch_answer(result: RecordResult) -> dict:
+    """The JSON body of a stored batch's 201 (and of its replays, docs/errors.md)."""
+    return {"accepted": result.accepted, "first_seq": result.first_seq, "last_seq": result.last_seq,
+            "validation": result.validation}
 
 
 def recorder_forget(session_id: int) -> None:
