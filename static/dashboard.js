@@ -137,7 +137,7 @@
   // Record what a rig's latest session is now; the watched one follows.
   function sessionChanged(rigName, session) {
     const r = rigs.get(rigName);
-    if (!r) return;
+    if (!r) { learnRig(rigName, session); return; }
     const previous = r.session;
     if (previous && session && previous.id > session.id) return;   // an older session's late news
     r.session = session;
@@ -154,6 +154,21 @@
       return;
     }
     watch(session, { fresh: true });
+  }
+
+  // A rig created after the page was rendered: into the picker when its first session starts.
+  async function learnRig(name, session) {
+    const { response, data } = await api("GET", "rigs/" + encodeURIComponent(name) + "/");
+    if (!response.ok || rigs.has(name)) return;
+    const sensors = data.sensors.map((s) => ({ name: s.name, sensor_type: s.sensor_type, unit: s.unit || "" }));
+    sensors.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    rigs.set(name, { name, source: data.source, description: data.description, sensors, session });
+    const option = new Option(name, name);
+    const select = $("rig");
+    const after = [...select.options].find((o) => o.value > name);
+    select.add(option, after || null);
+    select.disabled = false;
+    updatePicker();
   }
 
   // Start watching a session (or none): charts, tiles and alerts start over.
