@@ -17,6 +17,8 @@ the application itself is never modified. `pipeline_throughput.py --variant NAME
                         change: OPTIONS["server_side_binding"] = True), PostgreSQL only
   no-rollups            the application's code without the per-second rollups (sessions/rollups.py):
                         measures what keeping them costs the pipeline
+  no-metrics            the application's code without its Prometheus calls (metrics.flush_done, once
+                        per batch): measures what the metrics cost the pipeline (docs/operations.md)
   no-reading-fks        the application's code, with the benchmark database's two foreign keys of
                         the readings table dropped (as `db_constraint=False` would create it):
                         measures what PostgreSQL's deferred FK checks cost at commit. It changes
@@ -26,18 +28,22 @@ the application itself is never modified. `pipeline_throughput.py --variant NAME
 from django.db import connection, connections
 from django.db.models import F
 
-VARIANTS = ("as-is", "results-copy", "results-binary", "no-rollups", "server-side-binding", "no-reading-fks")
+VARIANTS = (
+    "as-is", "results-copy", "results-binary", "no-rollups", "no-metrics", "server-side-binding", "no-reading-fks"
+)
 # The variants that can be switched on and off within one process (`--compare`).
-SWITCHABLE = ("as-is", "results-copy", "results-binary", "no-rollups")
+SWITCHABLE = ("as-is", "results-copy", "results-binary", "no-rollups", "no-metrics")
 _original: dict = {}
 
 
 def use_switchable(name: str) -> None:
     """Put the application's functions back, then install `name` (one of SWITCHABLE)."""
+    from robotest_site.observability import metrics
     from sessions.recording import pipeline, rollups, storage
 
     for owner, attr in (
-        (pipeline, "results_save"), (storage, "results_insert"), (storage, "results_update"), (rollups, "rollup_rows")
+        (pipeline, "results_save"), (storage, "results_insert"), (storage, "results_update"), (rollups, "rollup_rows"),
+        (metrics, "flush_done"),
     ):
         _original.setdefault((owner.__name__, attr), getattr(owner, attr))
         setattr(owner, attr, _original[(owner.__name__, attr)])
@@ -47,6 +53,10 @@ def use_switchable(name: str) -> None:
 
 def _no_rollups(rows, items) -> list:
     return []
+
+
+def _no_metrics(source: str, readings: int, seconds: float) -> None:
+    return None
 
 
 def install_variant(names: str) -> None:
@@ -82,6 +92,11 @@ def _install(name: str) -> None:
         from sessions.recording import rollups
 
         rollups.rollup_rows = _no_rollups
+        return
+    if name == "no-metrics":
+        from robotest_site.observability import metrics
+
+        metrics.flush_done = _no_metrics
         return
     if name == "results-copy":
         from sessions.recording import pipeline

@@ -4,6 +4,7 @@ The process environment wins over `.env`; an empty value means unset; a malforme
 start-up with an `ImproperlyConfigured` that names the variable, never a silent default.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -79,6 +80,28 @@ def string_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = raw(name)
+    if value is None:
+        return default
+    if value.lower() not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value.lower()
+
+
+def networks(name: str, default: list[str]) -> list:
+    """A comma-separated list of addresses or CIDR networks (`10.0.0.0/8,::1/128`)."""
+    found = []
+    for item in string_list(name, default):
+        try:
+            found.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be addresses or CIDR networks separated by commas (10.0.0.0/8,::1/128), got {item!r}"
+            ) from None
+    return found
 
 
 def database(name: str, default: str) -> dict:

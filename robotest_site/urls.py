@@ -41,6 +41,8 @@ handler404 = views.not_found
 urlpatterns = [
     path("", views.root, name="dashboard"),
     path("health", views.health, name="health"),
+    path("ready", views.ready, name="ready"),
+    path("metrics", views.metrics_view, name="metrics"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("sessions.pages.urls")),

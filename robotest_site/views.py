@@ -1,19 +1,15 @@
-"""Site-level views: the root (JSON or the dashboard) and the health check."""
+"""Site-level views: the root (JSON or the dashboard), health, readiness and the Prometheus metrics."""
 
-import asyncio
-import time
-
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
 from django.views.defaults import page_not_found
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from robotest_site.observability import cluster, metrics, readiness
 from sessions.live import presence
-from sessions.models import EngineHeartbeat, RecordingSession
 from sessions.pages.dashboard import dashboard
 
 
@@ -35,48 +31,42 @@ def not_found(request, exception):
 
 
 def health(request):
-    """Database, channel layer and worker heartbeat; 503 when the database or the layer is down."""
-    services = {
-        "database": _database(), "channel_layer": _channel_layer(), "worker": _worker(), "live_feed": _live_feed()
-    }
-    if services["database"]["status"] != "up" or services["channel_layer"]["status"] != "up":
-        overall = "unhealthy"
-    elif services["worker"]["status"] == "up" or not services["worker"]["needed"]:
-        overall = "healthy"
-    else:
-        overall = "degraded"
+    """Liveness with detail: database, channel layer, worker heartbeat, live feed; 503 when the database or the layer is down."""
+    services = {**readiness.dependencies(), "live_feed": _live_feed()}
+    overall = readiness.overall(services)
     body = {"status": overall, "timestamp": timezone.now().timestamp(), "version": settings.VERSION, "services": services}
     return JsonResponse(body, status=503 if overall == "unhealthy" else 200)
 
 
-def _database() -> dict:
-    started = time.perf_counter()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except Exception as exc:
-        return {"status": "down", "vendor": connection.vendor, "error": str(exc)[:200]}
-    return {"status": "up", "vendor": connection.vendor, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+def ready(request):
+    """Readiness: 200 when the database and the layer answer and a worker beats where one is needed; else 503."""
+    checks = readiness.dependencies()
+    overall = readiness.overall(checks)
+    failing = sorted(name for name, check in checks.items() if check["status"] != "up" and check.get("needed", True))
+    body = {
+        "status": "ready" if overall == "healthy" else "not_ready",
+        "timestamp": timezone.now().timestamp(),
+        "failing": failing,
+        "checks": checks,
+    }
+    return JsonResponse(body, status=200 if overall == "healthy" else 503)
 
 
-def _channel_layer() -> dict:
-    layer = get_channel_layer()
-    name = type(layer).__name__
-    started = time.perf_counter()
-    try:
-        async_to_sync(_layer_roundtrip)(layer)
-    except Exception as exc:
-        return {"status": "down", "backend": name, "error": str(exc)[:200]}
-    return {"status": "up", "backend": name, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
-
-
-async def _layer_roundtrip(layer) -> None:
-    # The default prefix: channels_redis reads one process's prefixed channels under one lock,
-    # which a live consumer waiting on its own channel holds.
-    channel = await layer.new_channel()
-    await layer.send(channel, {"type": "health.ping"})
-    await asyncio.wait_for(layer.receive(channel), timeout=2.0)
+def metrics_view(request):
+    """The process's metrics and the installation's gauges, in the Prometheus text format (docs/operations.md)."""
+    allowed = metrics.scrape_allowed(
+        address=request.META.get("REMOTE_ADDR"),
+        authorization=request.headers.get("Authorization", ""),
+        networks=settings.ROBOTEST_METRICS_ALLOW,
+        token=settings.ROBOTEST_METRICS_TOKEN,
+    )
+    if not allowed:
+        return JsonResponse(
+            {"detail": "metrics are served to the addresses in ROBOTEST_METRICS_ALLOW, or with "
+                       "`Authorization: Bearer <ROBOTEST_METRICS_TOKEN>`"},
+            status=403,
+        )
+    return HttpResponse(generate_latest(REGISTRY) + generate_latest(cluster.REGISTRY), content_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 def _live_feed() -> dict:
@@ -86,25 +76,3 @@ def _live_feed() -> dict:
         return {"status": "unknown", "error": str(exc)[:200]}
     return {"status": "up", "connected_clients": totals["clients"], "dropped_frames": totals["dropped_frames"],
             "layer_lost_readings": totals["layer_lost_readings"], "server_processes": totals["processes"]}
-
-
-def _worker() -> dict:
-    try:
-        beat = EngineHeartbeat.objects.order_by("-beat_at").first()
-        needed = RecordingSession.objects.filter(
-            status=RecordingSession.Status.RECORDING, rig__source="simulated"
-        ).exists()
-    except Exception as exc:
-        return {"status": "unknown", "needed": True, "error": str(exc)[:200]}
-    if beat is None:
-        return {"status": "down", "needed": needed, "last_heartbeat": None}
-    age = (timezone.now() - beat.beat_at).total_seconds()
-    alive = age <= settings.ROBOTEST_HEARTBEAT_TIMEOUT
-    return {
-        "status": "up" if alive else "down",
-        "needed": needed,
-        "name": beat.name,
-        "last_heartbeat": beat.beat_at.timestamp(),
-        "age_seconds": round(age, 3),
-        "sessions": beat.sessions,
-    }

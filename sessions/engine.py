@@ -9,6 +9,7 @@ published at once and at high rates batches grow by themselves.
 """
 
 import asyncio
+import contextvars
 import logging
 import os
 import socket
@@ -22,6 +23,7 @@ from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, ProgrammingError, close_old_connections, connection
 from django.utils import timezone
 
+from robotest_site.observability import logs, metrics
 from sensors.models import Rig, Sensor
 from sensors.simulators import has_simulator, rate_for, rng_for, simulator_for, start_index
 from sessions.live import events
@@ -60,10 +62,13 @@ class Engine:
         # miss the heartbeat timeout and notice a stop late.
         self._control = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-control")
         self._wake = asyncio.Event()
+        metrics.engine_buffer(lambda: sum(len(r.pending) for r in list(self.runners.values())))
 
     async def db(self, fn, /, *args, **kwargs):
-        """Run `fn` in the engine's database thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._db, partial(_db_call, fn, *args, **kwargs))
+        """Run `fn` in the engine's database thread (in the caller's context: its log lines name the session)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._db, partial(contextvars.copy_context().run, _db_call, fn, *args, **kwargs)
+        )
 
     async def control(self, fn, /, *args, **kwargs):
         """Run `fn` in the engine's control thread (heartbeat, claims)."""
@@ -181,6 +186,7 @@ class SessionRunner:
                 task.cancel()
 
     async def _run(self) -> None:
+        logs.session_id.set(self.session_id)  # this task's own context: every line it logs names the session
         try:
             await self._build_simulators()
             while True:
@@ -230,13 +236,16 @@ class SessionRunner:
         batch, self.pending = self.pending[:MAX_FLUSH], self.pending[MAX_FLUSH:]
         while True:
             try:
-                result = await self.engine.db(readings_record, recorder=self.recorder, items=batch, until_stop=True)
+                result = await self.engine.db(
+                    readings_record, recorder=self.recorder, items=batch, until_stop=True, source="simulator"
+                )
                 break
             except SessionNotRecording:
                 raise
             except (DataError, IntegrityError, ProgrammingError):
                 # Not a passing fault: retrying the same batch would stall the session for good.
                 logger.exception("dropped %d readings of session %s that cannot be stored", len(batch), self.session_id)
+                metrics.readings_lost("unstorable", len(batch))
                 return
             except DatabaseError:
                 logger.exception("could not store %d readings of session %s; retrying", len(batch), self.session_id)
@@ -276,6 +285,7 @@ class SessionRunner:
         self._events.put_nowait(event)
 
     async def _publish_loop(self) -> None:
+        logs.session_id.set(self.session_id)
         layer = self.engine.layer
         while True:
             event = await self._events.get()

@@ -1,9 +1,12 @@
 """Settings shared by every mode; every value comes from the environment (see `.env.example`)."""
 
+import os
+
 from django.core.exceptions import ImproperlyConfigured
 
 from robotest_site import config
 from robotest_site.config import BASE_DIR
+from robotest_site.observability import logs
 
 config.load_dotenv()
 
@@ -43,6 +46,15 @@ if ROBOTEST_SIMULATOR_SEED is not None:
     ROBOTEST_SIMULATOR_SEED = config.integer("ROBOTEST_SIMULATOR_SEED", 0, minimum=0)
 # A worker whose heartbeat is older than this is considered gone.
 ROBOTEST_HEARTBEAT_TIMEOUT = config.number("ROBOTEST_HEARTBEAT_TIMEOUT", 5.0, positive=True)
+# Observability (docs/operations.md): who may scrape /metrics, and the log lines' format. JSON is the
+# production default; the settings module is chosen by DJANGO_SETTINGS_MODULE before this runs.
+ROBOTEST_METRICS_ALLOW = config.networks("ROBOTEST_METRICS_ALLOW", ["127.0.0.1/32", "::1/128"])
+ROBOTEST_METRICS_TOKEN = config.string("ROBOTEST_METRICS_TOKEN")
+ROBOTEST_LOG_FORMAT = config.choice(
+    "ROBOTEST_LOG_FORMAT",
+    "json" if os.environ.get("DJANGO_SETTINGS_MODULE", "").endswith(".production") else "text",
+    logs.FORMATS,
+)
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -84,6 +96,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: its request id is on every line the others log, and its latency covers them all.
+    "robotest_site.observability.middleware.request_context",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -168,8 +182,8 @@ SPECTACULAR_SETTINGS = {
         "rigs, read readings back (keyset pages through a `Link` header), export them. Writes need "
         "`Authorization: Token <key>` or a logged-in session; reads too unless "
         "`ROBOTEST_PUBLIC_READ=true`. Every bad parameter or body is a 4xx naming it. "
-        "Outside this schema: `GET /` and `GET /health` (plain Django views, public) and the "
-        "WebSocket `/ws/sensor-data` (see README.md)."
+        "Outside this schema: `GET /`, `GET /health` and `GET /ready` (plain Django views, public), "
+        "`GET /metrics` (Prometheus, docs/operations.md) and the WebSocket `/ws/sensor-data` (see README.md)."
     ),
     # Tags and operation ids from the path after it: `sessions`, `sensors`, `rigs`.
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
@@ -189,11 +203,4 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
-}
+LOGGING = logs.logging_config(ROBOTEST_LOG_FORMAT)

@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
+from robotest_site.observability import metrics
 from sessions.live import presence
 from sessions.live.access import REJECTION
 from sessions.live.flow import EXTENSION, SEND
@@ -56,6 +57,7 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
         self.hub = hub_for(get_channel_layer())
         await self.hub.join(self)
         presence.connected()
+        metrics.LIVE_CLIENTS.inc()
         await self.send(
             text_data=_dumps(
                 {
@@ -71,6 +73,7 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
             return
         outbox.close()
         presence.disconnected()  # its drops were counted as they happened (presence.dropped)
+        metrics.LIVE_CLIENTS.dec()
         await self.hub.leave(self)
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -165,6 +168,7 @@ class Outbox:
             self.dropped += excess
             self.total_dropped += excess
             presence.dropped(excess)
+            metrics.LIVE_FRAMES_DROPPED.inc(excess)
         self._ready.set()
 
     def close(self) -> None:
@@ -182,8 +186,11 @@ class Outbox:
                     if self.dropped:
                         lag, self.dropped = self.dropped, 0
                         await self._send(text_data=_dumps({"type": "lag", "data": {"dropped": lag}}))
-                    for frame in self._next():
+                        metrics.LIVE_FRAMES_SENT.inc()
+                    frames = self._next()
+                    for frame in frames:
                         await self._send(text_data=frame)
+                    metrics.LIVE_FRAMES_SENT.inc(len(frames))  # once per group, not per frame
         except asyncio.CancelledError:
             pass
         except Exception:

@@ -18,6 +18,7 @@ import time
 import weakref
 from typing import Protocol
 
+from robotest_site.observability import metrics
 from sessions.live import presence
 from sessions.live.events import LIVE_GROUP
 from sessions.live.frames import EventFrames
@@ -124,6 +125,7 @@ class LiveHub:
             return
         missing = first - seen - 1
         presence.layer_lost(missing)
+        metrics.LIVE_LOST.inc(missing)
         frame = json.dumps(
             {
                 "type": "lag",

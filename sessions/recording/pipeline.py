@@ -8,12 +8,14 @@ Publishing happens after commit, so a client never sees a reading the database d
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 from django.db.models import F
 
+from robotest_site.observability import metrics
 from sensors.models import Sensor
 from sensors.rules import Episode, Validator
 from sessions.models import Reading, RecordingSession, ValidationResult
@@ -95,14 +97,18 @@ class SessionRecorder:
         self.validator.restore(open_episodes=open_episodes, recent=recent)
 
 
-def readings_record(*, recorder: SessionRecorder, items: Sequence[Item], until_stop: bool = False) -> RecordResult:
+def readings_record(
+    *, recorder: SessionRecorder, items: Sequence[Item], until_stop: bool = False, source: str = "ingest"
+) -> RecordResult:
     """Validate and store one batch of a recording session, all or nothing.
 
     Items must name sensors of the session's rig (the callers check). Raises SessionNotRecording
     when the session has stopped recording, or is stopping and `until_stop` is false (ingest);
     nothing is stored then. With `until_stop` (the engine), readings stamped after the stop
     instant are left out: a recorder that heard of the stop late still ends the session on time.
+    `source` (simulator or ingest) labels the batch in the metrics, counted once it is committed.
     """
+    started = time.perf_counter()
     try:
         with transaction.atomic():
             stop_at = _lock_session(recorder.session_id)
@@ -118,7 +124,8 @@ def readings_record(*, recorder: SessionRecorder, items: Sequence[Item], until_s
                 recorder.reload()
             result = _store(recorder, items, first_seq)
             recorder.next_seq = last_seq + 1
-            return result
+        metrics.flush_done(source, count, time.perf_counter() - started)
+        return result
     except BaseException:
         # The validator has seen readings that were not stored: reload before the next batch.
         recorder.next_seq = -1
