@@ -1,5 +1,6 @@
 """Ingest retried after a timeout: an `Idempotency-Key` per batch stores it once (issue 11, docs/errors.md)."""
 
+import asyncio
 import json
 import os
 import subprocess
@@ -9,9 +10,12 @@ from datetime import timedelta
 
 import psycopg
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from sessions.live.events import LIVE_GROUP
 from sessions.models import IngestKey, Reading, ReadingRollup, RecordingSession
 from tests.conftest import T0, bench_create, readings, stored
 from tests.e2e.harness import process_env
@@ -153,6 +157,36 @@ def test_a_keyed_batch_drops_up_to_twenty_expired_keys(staff_client, bench_sessi
 
     assert IngestKey.objects.filter(created_at__lt=timezone.now() - timedelta(hours=24)).count() == 5
     assert IngestKey.objects.filter(key="new").exists()
+
+
+def test_live_clients_see_a_retried_batch_once(staff_client, bench_session):
+    layer = get_channel_layer()
+
+    async def listen():
+        channel = await layer.new_channel()
+        await layer.group_add(LIVE_GROUP, channel)
+        return channel
+
+    async def batches(channel, last_seq: int) -> list[list[int]]:
+        """The seqs of each of this session's batch events, until one ends at `last_seq`."""
+        seen = []
+        try:
+            async with asyncio.timeout(5):
+                while not seen or seen[-1][-1] != last_seq:
+                    event = await layer.receive(channel)
+                    if event.get("type") == "sensor.batch" and event.get("session_id") == bench_session:
+                        seen.append([json.loads(line)["seq"] for line in event["lines"]])
+        finally:
+            await layer.group_discard(LIVE_GROUP, channel)
+        return seen
+
+    channel = async_to_sync(listen)()
+    post(staff_client, bench_session)
+    post(staff_client, bench_session)
+    post(staff_client, bench_session, body=json.dumps(readings("fz", [1.0], t0=T0 + 10)), key=None)
+
+    seen = async_to_sync(batches)(channel, len(BATCH) + 1)
+    assert seen == [list(range(1, len(BATCH) + 1)), [len(BATCH) + 1]]
 
 
 def test_the_api_schema_documents_the_key_the_replay_header_and_the_422(anon_client):
