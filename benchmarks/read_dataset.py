@@ -53,6 +53,10 @@ def ensure_dataset(database_url: str = DEFAULT_URL, *, rebuild: bool = False) ->
         call_command("migrate", verbosity=0, interactive=False)
         _fill()
     _configure(database_url)
+    from django.core.management import call_command
+
+    # A dataset built by an older commit gets this commit's schema (new columns, indexes); its rows stay.
+    call_command("migrate", verbosity=0, interactive=False)
     from sessions.models import RecordingSession
 
     return dict(RecordingSession.objects.filter(rig__name=RIG).values_list("name", "id"))
