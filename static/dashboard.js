@@ -597,7 +597,9 @@
     }
   }
 
-  const ALERT_CELLS = ["dash-time", "", "", "", "num", "num", "dash-ack"];
+  // [class, label]: the label heads a cell where a narrow screen shows rows as blocks.
+  const ALERT_CELLS = [["dash-time", "time"], ["", "sensor"], ["", "severity"], ["", "rule"], ["num", "readings"],
+                       ["num", "peak"], ["dash-ack", "acknowledgement"]];
 
   // A row's cells are made once and then updated in place: a result grows while it is open, and a
   // keyboard user on its Acknowledge button keeps the focus.
@@ -607,9 +609,10 @@
     if (!row) {
       row = document.createElement("tr");
       row.dataset.result = String(result.id);
-      for (const className of ALERT_CELLS) {
+      for (const [className, label] of ALERT_CELLS) {
         const td = document.createElement("td");
         if (className) td.className = className;
+        td.dataset.label = label;
         row.appendChild(td);
       }
       const badge = document.createElement("span");
