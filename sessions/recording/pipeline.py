@@ -124,7 +124,9 @@ def readings_record(
                 recorder.reload()
             result = _store(recorder, items, first_seq)
             recorder.next_seq = last_seq + 1
-        metrics.flush_done(source, count, time.perf_counter() - started)
+            # Counted when the outermost transaction commits: a keyed ingest batch runs this block as a
+            # savepoint of its own transaction, which may still roll back (sessions.services).
+            transaction.on_commit(lambda: metrics.flush_done(source, count, time.perf_counter() - started))
         return result
     except BaseException:
         # The validator has seen readings that were not stored: reload before the next batch.

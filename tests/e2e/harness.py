@@ -130,6 +130,16 @@ def run_manage(args: list[str], *, env: dict[str, str], timeout: float = 120.0) 
     return result
 
 
+def create_users(env: dict[str, str], roles: dict[str, str], *, password: str) -> None:
+    """Users with `password`, each in its role's group ({username: "viewer" | "operator" | "admin"})."""
+    script = "from django.contrib.auth.models import Group, User\n" + "".join(
+        f"u, _ = User.objects.get_or_create(username={name!r}); u.set_password({password!r}); u.save(); "
+        f"u.groups.add(Group.objects.get(name={role!r}))\n"
+        for name, role in roles.items()
+    )
+    run_manage(["shell", "-c", script], env=env)
+
+
 def create_token(env: dict[str, str], username: str = "e2e-admin") -> str:
     """A superuser and its DRF token, made by a real `manage.py shell`; returns the key."""
     script = (

@@ -21,12 +21,7 @@ def server(tmp_path, procs):
     harness.run_manage(["migrate", "--noinput", "-v", "0"], env=env)
     token = harness.create_token(env)
     # A member of the admin group, not a superuser: the group alone must open the admin site.
-    harness.run_manage(
-        ["shell", "-c", "from django.contrib.auth.models import Group, User; "
-                        f"u = User.objects.create_user('reviewer', password={PASSWORD!r}); "
-                        "u.groups.add(Group.objects.get(name='admin'))"],
-        env=env,
-    )
+    harness.create_users(env, {"reviewer": "admin"}, password=PASSWORD)
     port = harness.free_port()
     args = [harness.PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
     proc = procs.start("serve", args, env=env)

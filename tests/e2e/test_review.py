@@ -23,6 +23,7 @@ from tests.e2e.harness import (
     Api,
     SqliteDatabase,
     create_token,
+    create_users,
     free_port,
     process_env,
     run_manage,
@@ -43,12 +44,7 @@ def server(tmp_path_factory, module_procs):
     env = process_env(settings=LOCAL, database_url=database.url)
     run_manage(["migrate", "--noinput", "-v", "0"], env=env)
     token = create_token(env)
-    users = "".join(
-        f"u, _ = User.objects.get_or_create(username={name!r}); u.set_password({PASSWORD!r}); u.save(); "
-        f"u.groups.add(Group.objects.get_or_create(name={role!r})[0]); "
-        for name, role in USERS.items()
-    )
-    run_manage(["shell", "-c", f"from django.contrib.auth.models import Group, User; {users}"], env=env)
+    create_users(env, USERS, password=PASSWORD)
     port = free_port()
     proc = module_procs.start("serve", [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)], env=env)
     api = Api(f"http://127.0.0.1:{port}", token)

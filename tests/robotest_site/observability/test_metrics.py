@@ -80,13 +80,17 @@ def test_no_token_configured_means_no_token_opens_it(client, settings):
 # --- what the pipeline counts ----------------------------------------------------------------
 
 
-def test_an_ingested_batch_counts_its_readings_once_and_one_flush(ingest, bench_session, client):
+def test_an_ingested_batch_counts_its_readings_once_and_one_flush(
+    ingest, bench_session, client, django_capture_on_commit_callbacks
+):
     before = scraped(client.get("/metrics"))
     stored_before = before[("robotest_readings_stored_total", (("source", "ingest"),))]
     flushes_before = before[("robotest_flush_seconds_count", (("source", "ingest"),))]
 
-    assert ingest(bench_session, readings("fz", [1.0, 2.0, 3.0])).status_code == 201
-    assert ingest(bench_session, readings("temp", [20.0, 21.0], t0=T0 + 5)).status_code == 201
+    # The test's transaction never commits: run what each request's commit would.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert ingest(bench_session, readings("fz", [1.0, 2.0, 3.0])).status_code == 201
+        assert ingest(bench_session, readings("temp", [20.0, 21.0], t0=T0 + 5)).status_code == 201
 
     after = scraped(client.get("/metrics"))
     stored = RecordingSession.objects.get(pk=bench_session).reading_count
@@ -192,3 +196,23 @@ def test_a_hot_path_call_costs_microseconds():
         metrics.flush_done("simulator", 100, 0.01)
     per_call = (time.perf_counter() - started) / 10_000
     assert per_call < 50e-6, f"{per_call * 1e6:.1f} µs per flush_done"
+
+
+def test_a_batch_its_callers_transaction_rolls_back_is_not_counted(bench_session, client, django_capture_on_commit_callbacks):
+    """As a keyed ingest batch whose key loses a race: stored in a savepoint, then rolled back with it."""
+    from django.db import transaction
+
+    key = ("robotest_readings_stored_total", (("source", "ingest"),))
+    before = scraped(client.get("/metrics")).get(key, 0.0)
+
+    class Abandon(Exception):
+        pass
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(Abandon), transaction.atomic():
+            readings_record(recorder=SessionRecorder(session_id=bench_session), items=items("fz", [1.0, 2.0]))
+            raise Abandon
+
+    assert callbacks == []
+    assert RecordingSession.objects.get(pk=bench_session).reading_count == 0
+    assert scraped(client.get("/metrics")).get(key, 0.0) == before
