@@ -10,11 +10,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 def exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         # Django's own answer is an HTML 400 page that does not say why.
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        return Response(
-            {"detail": f"the request body is larger than {limit} bytes: send it in smaller batches"},
-            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        )
+        return Response({"detail": _too_big(context.get("request"))}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -25,6 +21,16 @@ def exception_handler(exc, context):
         # A serializer's {field: [messages]}: name each field, nested ones by path (sensors[0].name).
         response.data = {"detail": "; ".join(_messages("", data)), "errors": data}
     return response
+
+
+def _too_big(request) -> str:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    length = request.META.get("CONTENT_LENGTH") if request is not None else None
+    size = f" ({int(length):,} bytes)" if length and str(length).isdigit() else ""
+    return (
+        f"the request body{size} is larger than the limit of {limit:,} bytes (ROBOTEST_INGEST_MAX_BYTES): "
+        "send it in smaller batches"
+    )
 
 
 def _messages(path: str, errors) -> list[str]:

@@ -56,6 +56,13 @@ ROBOTEST_LOG_FORMAT = config.choice(
     logs.FORMATS,
 )
 
+# Security (README "Security"). The largest body Django reads, for every request: an ingest batch is
+# the largest the API takes (10,000 readings of a 6-axis sensor are about 1.2 MB). A larger body is a
+# JSON 413 naming this limit; daphne spools it to a temporary file first (a proxy's
+# client_max_body_size, above this, bounds that).
+ROBOTEST_INGEST_MAX_BYTES = config.integer("ROBOTEST_INGEST_MAX_BYTES", 4 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = ROBOTEST_INGEST_MAX_BYTES
+
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {

@@ -39,7 +39,7 @@ def test_a_path_outside_the_api_keeps_django_s_404_page(staff_client):
 
 def test_a_body_over_the_upload_limit_is_a_json_413_that_says_so(staff_client, bench_session):
     reading = {"sensor": "fz", "timestamp": T0, "value": 1.0, "note": "x" * 1000}
-    body = json.dumps([reading] * 3000)
+    body = json.dumps([reading] * 5000)
     assert len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     response = staff_client.post(f"/api/v1/sessions/{bench_session}/readings/", body, content_type="application/json")
     assert response.status_code == 413
