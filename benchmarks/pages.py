@@ -72,6 +72,11 @@ def log_in(page, base: str, next_path: str) -> None:
     page.wait_for_url(f"{base}{next_path}")
 
 
+def task_seconds(cdp) -> float:
+    """The renderer's main thread busy time so far (CDP `TaskDuration`, seconds)."""
+    return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}["TaskDuration"]
+
+
 def heap_mb(cdp) -> float:
     cdp.send("HeapProfiler.collectGarbage")
     metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
@@ -129,12 +134,14 @@ def run_live(args) -> dict:
             cdp.send("Performance.enable")
             samples = {}
             seconds = args.minutes * 60
+            busy_before = task_seconds(cdp)
             start = time.monotonic()
             while time.monotonic() - start < seconds:
                 page.wait_for_timeout(1000)
                 elapsed = time.monotonic() - start
                 if "heap_1min" not in samples and elapsed >= 60:
                     samples["heap_1min"] = heap_mb(cdp)
+            samples["busy"] = (task_seconds(cdp) - busy_before) / (time.monotonic() - start)
             samples["heap_end"] = heap_mb(cdp)
             fps = page.evaluate("window.__fps")
             points = page.evaluate("window.robotestDashboard && window.robotestDashboard.points ? "
@@ -148,7 +155,7 @@ def run_live(args) -> dict:
         "first_frame_ms": round((first["t"] - t0) * 1000, 1),
         "first_point_drawn_ms": round((drawn - t0) * 1000, 1),
         "fps_median": statistics.median(steady), "fps_p5": sorted(steady)[max(0, len(steady) // 20 - 1)],
-        "fps_min": min(steady), "seconds": len(fps),
+        "fps_min": min(steady), "seconds": len(fps), "main_thread_busy_pct": round(100 * samples["busy"], 1),
         "heap_1min_mb": round(samples.get("heap_1min", float("nan")), 2), "heap_end_mb": round(samples["heap_end"], 2),
         "points_per_chart": points, "console_errors": errors[:5],
     }
@@ -230,7 +237,7 @@ def main() -> None:
         result = run_live(args)
         results.append(result)
         print(f"run {i + 1}: {json.dumps(result)}", flush=True)
-    for key in ("first_point_drawn_ms", "fps_median", "fps_min", "heap_1min_mb", "heap_end_mb"):
+    for key in ("first_point_drawn_ms", "fps_median", "fps_min", "main_thread_busy_pct", "heap_1min_mb", "heap_end_mb"):
         values = [r[key] for r in results]
         print(f"{key}: median {statistics.median(values)} of {values}")
     _bench.save_json(args.json, _bench.machine(), args, results)
