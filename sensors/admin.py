@@ -1,11 +1,12 @@
-"""The admin site's rigs (with their sensors) and validation rules, checked as the API checks them."""
+"""The admin site's rigs (with their sensors), rig tokens, and validation rules, checked as the API checks them."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils import timezone
 from rest_framework import serializers
 
 from sensors.api.serializers import SensorSerializer, ValidationRuleSerializer
-from sensors.models import Rig, Sensor, ValidationRule
+from sensors.models import Rig, RigToken, Sensor, ValidationRule
 
 # The rule's fields the serializer judges, as the model names them.
 RULE_FIELDS = ("code", "sensor_type", "sensor", "field", "kind", "warning_low", "warning_high", "error_low",
@@ -103,3 +104,37 @@ class ValidationRuleAdmin(admin.ModelAdmin):
 
     def get_changelist_form(self, request, **kwargs):
         return super().get_changelist_form(request, form=RuleEnabledForm, **kwargs)
+
+
+@admin.register(RigToken)
+class RigTokenAdmin(admin.ModelAdmin):
+    """Rig tokens: made here (the key is shown once, in the message after saving), listed, revoked."""
+
+    list_display = ["hint", "rig", "name", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["rig", ("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["rig"]
+    search_fields = ["name", "hint", "rig__name"]
+    readonly_fields = ["hint", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def get_fields(self, request, obj=None):
+        return ["rig", "name"] if obj is None else ["rig", "name", *self.readonly_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A token's rig is what it may do: a token for another rig is a new token, with a new key.
+        return [] if obj is None else ["rig", *self.readonly_fields]
+
+    def save_model(self, request, obj, form, change):
+        key = None if change else obj.set_new_key()
+        super().save_model(request, obj, form, change)
+        if key is not None:
+            messages.warning(
+                request,
+                f"The key of token {obj.hint}… for rig {obj.rig.name!r}, shown this once "
+                f"(only its hash is stored): {key}",
+            )
+
+    @admin.action(description="Revoke the selected tokens (they stop working at once)")
+    def revoke(self, request, queryset):
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"{count} token(s) revoked.", messages.SUCCESS)

@@ -1,3 +1,6 @@
+import hashlib
+import secrets
+
 from django.db import models
 from django.db.models import Q
 
@@ -84,3 +87,53 @@ class ValidationRule(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+
+class RigToken(models.Model):
+    """A rig's API key: it may ingest into, and read the readings of, its own rig's sessions only.
+
+    The key is `rig_` and 40 hex digits, shown once when it is made; only its SHA-256 is kept, so
+    a copy of the database (a backup, a dump handed to support) holds no usable key. A fast hash
+    is enough: the key has 160 random bits, there is nothing to guess (robotest_site/api/authentication.py).
+    """
+
+    PREFIX = "rig_"
+
+    rig = models.ForeignKey(Rig, on_delete=models.CASCADE, related_name="tokens")
+    name = models.CharField(max_length=100, blank=True, help_text="What holds the key (a PLC, a script).")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    # The key's first characters, to tell tokens apart in lists and logs; far too few to use.
+    hint = models.CharField(max_length=12, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When, not only whether: an audit asks which batches came in before the key was withdrawn.
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["rig_id", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.hint}… {self.name}".strip()
+
+    @classmethod
+    def issue(cls, *, rig: Rig, name: str = "") -> tuple["RigToken", str]:
+        """A new token of `rig` and its key, which is not stored and cannot be shown again."""
+        token = cls(rig=rig, name=name)
+        key = token.set_new_key()
+        token.save()
+        return token, key
+
+    def set_new_key(self) -> str:
+        """Give this (unsaved) token a new random key; returns the key, which only the caller will know."""
+        key = self.PREFIX + secrets.token_hex(20)
+        self.digest = self.digest_of(key)
+        self.hint = key[: len(self.PREFIX) + 4]
+        return key
+
+    @staticmethod
+    def digest_of(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None

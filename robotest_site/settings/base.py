@@ -160,6 +160,8 @@ APPEND_SLASH = False
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First: a rig's `Token rig_…` key (robotest_site/api/authentication.py); users' keys pass on.
+        "robotest_site.api.authentication.RigTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from robotest_site.api import openapi
+from robotest_site.api.authentication import rig_principal
 from robotest_site.api.errors import error_responses
 from robotest_site.api.permissions import IsStaffOrReadOnly, ReadPublicOrAuthenticated
 from sensors.models import DEFAULT_RIG
@@ -27,6 +28,27 @@ from sessions.api.serializers import (
 )
 from sessions.models import RecordingSession, ValidationResult
 from sessions.reads.sessions import recording_session, recording_status, sensors_status, session_summary
+
+
+class SessionReadingsPermission(ReadPublicOrAuthenticated):
+    """A session's readings: as every read and ingest; a rig token for its own rig's sessions only.
+
+    The one place a rig token's rig is checked: before the view, so a refused batch stores nothing.
+    """
+
+    def has_permission(self, request, view) -> bool:
+        rig = rig_principal(request.user)
+        if rig is None:
+            return super().has_permission(request, view)
+        session_id = _session_pk(view.kwargs.get("pk"))
+        owner = RecordingSession.objects.filter(pk=session_id).values_list("rig__name", flat=True).first()
+        if owner is not None and owner != rig.rig_name:
+            self.message = (
+                f"This is a token of rig {rig.rig_name!r}: session {session_id} is rig {owner!r}'s, "
+                f"so it may not ingest into it or read it."
+            )
+            return False
+        return True  # its own rig's session, or none (the view answers 404)
 
 
 def _conflict(message: str) -> Response:
@@ -220,10 +242,11 @@ class RecordingSessionViewSet(
         responses=api_schema.INGEST_RESPONSES,
     )
     # Not paged like the resource lists: readings page by keyset through the Link header, as the seed path.
-    @action(detail=True, methods=["get", "post"], url_path="readings", permission_classes=[ReadPublicOrAuthenticated],
+    @action(detail=True, methods=["get", "post"], url_path="readings", permission_classes=[SessionReadingsPermission],
             pagination_class=None)
     def readings(self, request, pk=None):
-        # Not the collection's IsStaffOrReadOnly: reads as every read, ingest by any user but a viewer.
+        # Not the collection's IsStaffOrReadOnly: reads as every read, ingest by any user but a viewer
+        # or by its rig's token.
         session_id = _session_pk(pk)
         if request.method == "GET":
             return readings_response(request, session_id=session_id)

@@ -15,7 +15,11 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
+from sensors.models import RigToken
+
 REJECTION = "robotest.rejection"
+# A rig's key ingests (robotest_site/api/authentication.py); it never opens the feed, even a public one.
+RIG_TOKEN = (4403, "a rig token may only ingest its rig's readings: the live feed needs a user's token or a login")
 
 
 class WebSocketAccess:
@@ -28,12 +32,14 @@ class WebSocketAccess:
         scope = dict(scope)
         headers = {name.decode("latin1").lower(): value.decode("latin1") for name, value in scope.get("headers", [])}
         user = scope.get("user")
+        key = None
         if user is None or not user.is_authenticated:
             key = _token(headers, scope.get("query_string", b""))
             if key:
                 user = await _token_user(key) or AnonymousUser()
                 scope["user"] = user
-        scope[REJECTION] = _verdict(headers, scope.get("user"))
+        rig_key = bool(key) and key.startswith(RigToken.PREFIX)
+        scope[REJECTION] = RIG_TOKEN if rig_key else _verdict(headers, scope.get("user"))
         return await self.app(scope, receive, send)
 
 

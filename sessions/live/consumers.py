@@ -9,6 +9,7 @@ from collections import deque
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from robotest_site.observability import metrics
 from sessions.live import presence
@@ -31,6 +32,17 @@ _VALIDATION = '{"type":"validation"'
 HIGH_WATER = 1 << 20
 
 
+# Client → server frames are ping, get_status and subscribe: a few hundred bytes. The defaults of
+# ROBOTEST_WS_MAX_MESSAGE_BYTES and ROBOTEST_WS_MAX_MESSAGES_PER_SECOND (docs/websocket.md, "Limits").
+MAX_MESSAGE_BYTES = 64 << 10
+MAX_MESSAGES_PER_SECOND = 20
+# Close codes, as 4401/4403 mirror HTTP: autobahn lets an application close with 1000 or 3000-4999
+# only, not 1009 (message too big). Past daphne's websocket_max_message_size (1 MiB) autobahn drops
+# the connection itself before the message is read (tests/e2e/test_ws_limits.py).
+TOO_BIG = 4413
+TOO_MANY = 4429
+
+
 def _dumps(message: dict) -> str:
     return json.dumps(message, separators=(",", ":"))
 
@@ -43,6 +55,9 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = "robotest.hub-only"
 
     async def connect(self):
+        self.max_bytes = getattr(settings, "ROBOTEST_WS_MAX_MESSAGE_BYTES", MAX_MESSAGE_BYTES)
+        self.messages = MessageRate(getattr(settings, "ROBOTEST_WS_MAX_MESSAGES_PER_SECOND", MAX_MESSAGES_PER_SECOND))
+        self.closing = False
         rejection = self.scope.get(REJECTION)
         await self.accept()
         if rejection is not None:
@@ -77,6 +92,16 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
         await self.hub.leave(self)
 
     async def receive(self, text_data=None, bytes_data=None):
+        if self.closing:  # messages that were on their way when it was closed for a limit
+            return
+        size = _size(text_data, bytes_data, self.max_bytes)
+        if size > self.max_bytes:
+            await self._refuse(TOO_BIG, f"a message of {size} bytes is over this server's limit of {self.max_bytes} "
+                                        "bytes (ROBOTEST_WS_MAX_MESSAGE_BYTES): the connection is closed")
+            return
+        if not self.messages.take():
+            await self._too_many()
+            return
         try:
             message = json.loads(text_data if text_data is not None else bytes_data)
         except (TypeError, ValueError):
@@ -110,6 +135,24 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
     async def _error(self, text: str) -> None:
         await self.send(text_data=_dumps({"type": "error", "message": text}))
 
+    async def _too_many(self) -> None:
+        """The first message over the rate gets an error frame; a further second's worth, a close."""
+        rate = self.messages.rate
+        if self.messages.refused == 1:
+            await self.send(text_data=_dumps({
+                "type": "error", "code": TOO_MANY,
+                "message": f"too many messages: at most {rate:g} a second (bursts of {self.messages.burst:g}); "
+                           f"this one and those over the rate are dropped, and {rate:g} more close the connection",
+            }))
+        elif self.messages.refused > rate:
+            await self._refuse(TOO_MANY, f"too many messages: {self.messages.refused} dropped in a row over the "
+                                         f"limit of {rate:g} a second (ROBOTEST_WS_MAX_MESSAGES_PER_SECOND)")
+
+    async def _refuse(self, code: int, text: str) -> None:
+        self.closing = True
+        await self.send(text_data=_dumps({"type": "error", "code": code, "message": text}))
+        await self.close(code=code)
+
     # The hub's calls (hub.Member): synchronous, they only queue frames.
 
     def live_batch(self, event: dict, frames: EventFrames) -> None:
@@ -122,6 +165,39 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
     def live_gap(self, session_id: int, frame: str) -> None:
         if self.subscription.wants(session_id):
             self.outbox.put([frame])
+
+
+def _size(text_data: str | None, bytes_data: bytes | None, limit: int) -> int:
+    """The message's size in bytes (UTF-8 for text), counted only when it may be over `limit`."""
+    if text_data is None:
+        return len(bytes_data or b"")
+    return len(text_data) if len(text_data) * 4 <= limit else len(text_data.encode())
+
+
+class MessageRate:
+    """A token bucket over one client's messages: `rate` a second, bursts of twice that.
+
+    `refused` counts the messages dropped since the last one let through.
+    """
+
+    def __init__(self, rate: float, clock=time.monotonic) -> None:
+        self.rate = rate
+        self.burst = 2 * rate
+        self._tokens = self.burst
+        self._clock = clock
+        self._at = clock()
+        self.refused = 0
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            self.refused = 0
+            return True
+        self.refused += 1
+        return False
 
 
 def _direct_send(send):
