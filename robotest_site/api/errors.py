@@ -3,14 +3,26 @@
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from rest_framework import status
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated, Throttled
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from robotest_site.api import throttling
+
 
 def exception_handler(exc, context):
+    request = context.get("request")
     if isinstance(exc, RequestDataTooBig):
         # Django's own answer is an HTML 400 page that does not say why.
-        return Response({"detail": _too_big(context.get("request"))}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        return Response({"detail": _too_big(request)}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, AuthenticationFailed | NotAuthenticated) and request is not None:
+        refused = throttling.refusal(request)
+        if refused is not None:
+            request.robotest_throttle, wait = refused
+            exc = Throttled(wait)
+    if isinstance(exc, Throttled) and getattr(request, "robotest_throttle", None):
+        # The detail names the limit (DRF adds the wait; its handler sets Retry-After).
+        exc = Throttled(exc.wait, detail=f"{request.robotest_throttle}.")
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -1,6 +1,7 @@
 """Settings shared by every mode; every value comes from the environment (see `.env.example`)."""
 
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -62,6 +63,14 @@ ROBOTEST_LOG_FORMAT = config.choice(
 # client_max_body_size, above this, bounds that).
 ROBOTEST_INGEST_MAX_BYTES = config.integer("ROBOTEST_INGEST_MAX_BYTES", 4 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = ROBOTEST_INGEST_MAX_BYTES
+# API rate limits (robotest_site/api/throttling.py), as DRF rates: N/s, N/min, N/hour, N/day.
+ROBOTEST_INGEST_RATE = config.string("ROBOTEST_INGEST_RATE", "600/min")
+ROBOTEST_ANON_RATE = config.string("ROBOTEST_ANON_RATE", "300/min")
+ROBOTEST_AUTH_FAILURE_RATE = config.string("ROBOTEST_AUTH_FAILURE_RATE", "60/min")
+for _name, _rate in [("ROBOTEST_INGEST_RATE", ROBOTEST_INGEST_RATE), ("ROBOTEST_ANON_RATE", ROBOTEST_ANON_RATE),
+                     ("ROBOTEST_AUTH_FAILURE_RATE", ROBOTEST_AUTH_FAILURE_RATE)]:
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|m|min|h|hour|d|day)", _rate):
+        raise ImproperlyConfigured(f"{_name} must be a rate such as 600/min (N/s, /min, /hour or /day), got {_rate!r}")
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -80,6 +89,11 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# The throttles' and lock-outs' counts. Django's default LocMemCache is per process: with N daphne
+# processes each would allow N times the rate. With Redis every process shares them.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
 # --- Django --------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -181,6 +195,19 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "robotest_site.api.throttling.IngestRateThrottle",
+        "robotest_site.api.throttling.AnonymousRateThrottle",
+        "robotest_site.api.throttling.FailedAuthThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "ingest": ROBOTEST_INGEST_RATE,
+        "anon": ROBOTEST_ANON_RATE,
+        "auth_failure": ROBOTEST_AUTH_FAILURE_RATE,
+    },
+    # The client address is REMOTE_ADDR: behind a proxy, daphne's --proxy-headers sets it (Dockerfile);
+    # an X-Forwarded-For the client wrote itself must not pick its own bucket.
+    "NUM_PROXIES": 0,
 }
 
 SPECTACULAR_SETTINGS = {
