@@ -236,7 +236,8 @@ class RecordingSessionViewSet(
         operation_id="sessions_readings_ingest",
         summary="Ingest a batch of readings",
         description="From an external rig's recording session: a JSON list of at most 10,000 readings, "
-        "all or nothing. Any user but a viewer (README \"Roles\").",
+        "all or nothing. Any user but a viewer (README \"Roles\"), or a token of the session's rig "
+        "(`Token rig_…`, manage.py create_rig_token).",
         request=api_schema.INGEST_REQUEST,
         parameters=api_schema.INGEST_PARAMETERS,
         responses=api_schema.INGEST_RESPONSES,
