@@ -99,3 +99,22 @@ def _staff_follows_the_admin_group(sender, instance, action, reverse, model, pk_
 m2m_changed.connect(
     _staff_follows_the_admin_group, sender=f"{settings.AUTH_USER_MODEL}_groups", dispatch_uid="robotest-admin-staff"
 )
+
+
+def grant_model_roles(apps, schema_editor, *, app_label: str, model: str) -> None:
+    """For the migration that adds `model` (after recording 0007): viewer and operator may view it, admin everything.
+
+    Permissions are made after the last migration (post_migrate), so this migration's state makes them now.
+    Groups that do not exist yet get them from 0007's own loop instead.
+    """
+    from django.apps import apps as global_apps
+    from django.contrib.auth.management import create_permissions
+
+    using = schema_editor.connection.alias
+    create_permissions(global_apps.get_app_config(app_label), verbosity=0, using=using, apps=apps)
+    every = list(apps.get_model("auth", "Permission").objects.using(using).filter(
+        content_type__app_label=app_label, content_type__model=model
+    ))
+    views = [p for p in every if p.codename.startswith("view_")]
+    for group in apps.get_model("auth", "Group").objects.using(using).filter(name__in=ROLES):
+        group.permissions.add(*(every if group.name == ADMIN else views))

@@ -5,21 +5,13 @@ key); admin: all four. Groups that do not exist yet get them from 0007's own loo
 """
 
 import django.db.models.deletion
-from django.apps import apps as global_apps
-from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
+
+from robotest_site.roles import grant_model_roles
 
 
 def roles_on_tokens(apps, schema_editor):
-    using = schema_editor.connection.alias
-    # Permissions are made after the last migration (post_migrate): make this state's now.
-    create_permissions(global_apps.get_app_config("sensors"), verbosity=0, using=using, apps=apps)
-    every = list(apps.get_model("auth", "Permission").objects.using(using).filter(
-        content_type__app_label="sensors", content_type__model="rigtoken"
-    ))
-    views = [p for p in every if p.codename.startswith("view_")]
-    for group in apps.get_model("auth", "Group").objects.using(using).filter(name__in=("viewer", "operator", "admin")):
-        group.permissions.add(*(every if group.name == "admin" else views))
+    grant_model_roles(apps, schema_editor, app_label="sensors", model="rigtoken")
 
 
 class Migration(migrations.Migration):
