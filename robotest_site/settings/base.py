@@ -2,6 +2,7 @@
 
 import os
 import re
+from datetime import timedelta
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -90,7 +91,26 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-# The throttles' and lock-outs' counts. Django's default LocMemCache is per process: with N daphne
+# Lock-out after failed logins (django-axes) at /login/ and /admin/login/, per username and address:
+# a locked user still logs in from elsewhere, and one address cannot lock everybody out.
+ROBOTEST_LOGIN_FAILURES = config.integer("ROBOTEST_LOGIN_FAILURES", 5)
+_cooloff = config.string("ROBOTEST_LOGIN_COOLOFF", "15m")
+_duration = re.fullmatch(r"([1-9][0-9]*)([smhd])", _cooloff)
+if _duration is None:
+    raise ImproperlyConfigured(f"ROBOTEST_LOGIN_COOLOFF must be a duration such as 15m (s, m, h or d), got {_cooloff!r}")
+ROBOTEST_LOGIN_COOLOFF = timedelta(
+    **{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[_duration[2]]: int(_duration[1])}
+)
+AXES_FAILURE_LIMIT = ROBOTEST_LOGIN_FAILURES
+AXES_COOLOFF_TIME = ROBOTEST_LOGIN_COOLOFF
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+# The client address is REMOTE_ADDR (daphne's --proxy-headers behind a proxy), never a header.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+
+# The throttles' counts. Django's default LocMemCache is per process: with N daphne
 # processes each would allow N times the rate. With Redis every process shares them.
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
@@ -107,6 +127,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",
     "django_filters",
     "drf_spectacular",
     # The docs page's JS and CSS from our own static files: the machine may be offline (no CDN).
@@ -128,6 +149,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a login its backend refused into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "robotest_site.urls"

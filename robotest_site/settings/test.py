@@ -13,3 +13,5 @@ from robotest_site.settings.base import *  # noqa: E402,F401,F403
 
 STATIC_ROOT.mkdir(exist_ok=True)  # noqa: F405 (whitenoise warns on every request without it)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Django's test client logs in without a request, which django-axes refuses: its tests switch it on.
+AXES_ENABLED = False
