@@ -105,7 +105,8 @@ def run_live(args) -> dict:
         started.raise_for_status()
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            # The page's CSP forbids eval, which Playwright's string predicates (wait_for_function) use.
+            context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
             page = context.new_page()
             errors: list[str] = []
             page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
@@ -179,7 +180,8 @@ def run_review(args) -> dict:
         requests.get(f"{base}/health", timeout=10)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            # The page's CSP forbids eval, which Playwright's string predicates (wait_for_function) use.
+            context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
             page = context.new_page()
             errors: list[str] = []
             page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))

@@ -54,7 +54,7 @@ def main() -> None:
         _bench.wait_ready(base)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page = browser.new_page(viewport={"width": 1280, "height": 800}, bypass_csp=True)  # Playwright's string predicates eval
             log_in(page, base, "/")
             started = requests.post(f"{base}/api/v1/sessions/start", json={"name": "Gripper endurance #12",
                                     "description": "500 grip cycles at nominal load"}, headers=headers, timeout=10)
@@ -65,12 +65,13 @@ def main() -> None:
             time.sleep(8)  # a window's worth of points
             page.screenshot(path=str(out / "dashboard.png"), full_page=True, clip=TOP)
 
-            dark = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="dark")
+            dark = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="dark", bypass_csp=True)
             dark_page = dark.new_page()
             log_in(dark_page, base, "/")
             time.sleep(6)
             dark_page.screenshot(path=str(out / "dashboard-dark.png"))
-            phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+            phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                        bypass_csp=True)
             phone_page = phone.new_page()
             log_in(phone_page, base, "/")
             time.sleep(6)
