@@ -1,9 +1,12 @@
 """Settings shared by every mode; every value comes from the environment (see `.env.example`)."""
 
+import base64
+import hashlib
 import os
 import re
 from datetime import timedelta
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from robotest_site import config
@@ -110,6 +113,32 @@ AXES_RESET_ON_SUCCESS = True
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
+# The pages' content security policy (django-csp): scripts, styles, fonts and images from this site
+# only, no inline script or style attribute (scripts setting element.style are fine), no framing.
+# connect-src 'self' covers the live feed's ws:/wss: on the same host (CSP 3; Chromium checked by
+# the browser tests). The API docs' styles: 'self' 'unsafe-inline', for their one <style> (urls.py).
+def _style_hashes(template) -> list[str]:
+    """CSP hashes of a template's <style> blocks (no template tags inside them: the source is what renders)."""
+    blocks = re.findall(r"<style>(.*?)</style>", template.read_text(), re.S)
+    return [f"'sha256-{base64.b64encode(hashlib.sha256(block.encode()).digest()).decode()}'" for block in blocks]
+
+
+# The admin's branding template keeps a few rules in a <style> block: allowed by its hash, computed
+# here so that an edit of the block keeps it allowed, while any other inline style stays refused.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, *_style_hashes(BASE_DIR / "templates" / "admin" / "base_site.html")],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
 # The throttles' counts. Django's default LocMemCache is per process: with N daphne
 # processes each would allow N times the rate. With Redis every process shares them.
 if REDIS_URL:
@@ -128,6 +157,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "axes",
+    "csp",
     "django_filters",
     "drf_spectacular",
     # The docs page's JS and CSS from our own static files: the machine may be offline (no CDN).
@@ -141,6 +171,7 @@ MIDDLEWARE = [
     # First: its request id is on every line the others log, and its latency covers them all.
     "robotest_site.observability.middleware.request_context",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

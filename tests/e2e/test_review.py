@@ -102,7 +102,7 @@ WIDER_THAN_WINDOW = """
 
 
 def wait_ready(page) -> None:
-    page.wait_for_function("window.robotestReview && window.robotestReview.ready === true", timeout=15_000)
+    page.wait_for_function("() => window.robotestReview && window.robotestReview.ready === true", timeout=15_000)
 
 
 def test_the_list_shows_the_session_with_its_verdict_and_filters_it(browser, page_errors, server, bench_session):
@@ -146,7 +146,7 @@ def test_the_session_page_draws_envelopes_zooms_to_raw_readings_and_resets(brows
     # A wide drag: still aggregated, at a finer interval, over the range chosen.
     requests.clear()
     drag(page, plot, 0.30, 0.70)
-    page.wait_for_function("window.robotestReview.lastZoom && window.robotestReview.lastZoom.interval_seconds",
+    page.wait_for_function("() => window.robotestReview.lastZoom && window.robotestReview.lastZoom.interval_seconds",
                            timeout=10_000)
     zoom = page.evaluate("window.robotestReview.lastZoom")
     assert any("/aggregated?" in u and "start_time=" in u for u in requests), requests
@@ -158,7 +158,8 @@ def test_the_session_page_draws_envelopes_zooms_to_raw_readings_and_resets(brows
     # A narrow drag within it: few enough readings to draw each one.
     requests.clear()
     drag(page, plot, 0.45, 0.48)
-    page.wait_for_function("window.robotestReview.lastZoom && window.robotestReview.lastZoom.raw === true", timeout=10_000)
+    page.wait_for_function("() => window.robotestReview.lastZoom && window.robotestReview.lastZoom.raw === true",
+                           timeout=10_000)
     assert any("/aggregated?" not in u and "start_time=" in u for u in requests), requests
     assert "readings, each drawn" in force.locator(".review-resolution").inner_text()
     shoot(page, "session-zoomed-light-1280")
@@ -172,7 +173,8 @@ def test_the_session_page_draws_envelopes_zooms_to_raw_readings_and_resets(brows
     button = page.locator("tr[data-result] button.review-show").last
     button.focus()
     page.keyboard.press("Enter")
-    page.wait_for_function("window.robotestReview.lastZoom && window.robotestReview.lastZoom.raw === true", timeout=10_000)
+    page.wait_for_function("() => window.robotestReview.lastZoom && window.robotestReview.lastZoom.raw === true",
+                           timeout=10_000)
     zoom = page.evaluate("window.robotestReview.lastZoom")
     episode = float(button.get_attribute("data-from")), float(button.get_attribute("data-to"))
     assert zoom["start_time"] < episode[0] <= episode[1] < zoom["end_time"]
@@ -281,7 +283,8 @@ def test_a_recording_sessions_page_follows_the_live_feed(browser, page_errors, s
     page = new_page(browser, page_errors, viewport={"width": 1280, "height": 800})
     log_in(page, server.base_url, "olga", PASSWORD, next_path=f"/sessions/{session_id}/")
     wait_ready(page)
-    page.wait_for_function("document.getElementById('review-live').textContent.startsWith('Live')", timeout=10_000)
+    page.wait_for_function("() => document.getElementById('review-live').textContent.startsWith('Live')",
+                           timeout=10_000)
     now = time.time()
     response = server.post(f"/api/v1/sessions/{session_id}/readings/", [
         {"sensor": "force", "timestamp": now + i / 100, "value": 95.0 if i == 5 else 20.0 + i} for i in range(50)
@@ -291,18 +294,18 @@ def test_a_recording_sessions_page_follows_the_live_feed(browser, page_errors, s
 
     force = page.locator("figure[data-sensor='force'] .review-resolution")
     page.wait_for_function(
-        "document.querySelector(\"figure[data-sensor='force'] .review-resolution\").textContent.startsWith('live')",
+        "() => document.querySelector(\"figure[data-sensor='force'] .review-resolution\").textContent.startsWith('live')",
         timeout=10_000,
     )
     assert int(force.inner_text().split()[1]) > 1
     # The camera's placeholder became a chart per numeric field as its first objects came in.
-    page.wait_for_function("document.querySelectorAll(\"figure[data-sensor='cam'] canvas\").length === 2", timeout=10_000)
+    page.wait_for_function("() => document.querySelectorAll(\"figure[data-sensor='cam'] canvas\").length === 2", timeout=10_000)
     cam = page.locator("figure[data-sensor='cam']").all()
     assert [f.get_attribute("data-field") for f in cam] == ["brightness", "exposure"]
     # The 95 N reading opened results while the page watched: counted in the header as they came.
-    page.wait_for_function("Number(document.getElementById('review-alerts').textContent) > 0", timeout=10_000)
+    page.wait_for_function("() => Number(document.getElementById('review-alerts').textContent) > 0", timeout=10_000)
     summary = server.stop(session_id)
-    page.wait_for_function("document.querySelector('#review-verdict .badge.fail') !== null", timeout=15_000)
+    page.wait_for_function("() => document.querySelector('#review-verdict .badge.fail') !== null", timeout=15_000)
     assert page.locator("#review-status").inner_text() == "completed"
     assert page.locator("#review-alerts").inner_text() == f"{summary['validation_alerts']:,}"
     assert page.locator("#review-readings").inner_text() == "55"
