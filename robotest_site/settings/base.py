@@ -51,6 +51,9 @@ if ROBOTEST_SIMULATOR_SEED is not None:
     ROBOTEST_SIMULATOR_SEED = config.integer("ROBOTEST_SIMULATOR_SEED", 0, minimum=0)
 # A worker whose heartbeat is older than this is considered gone.
 ROBOTEST_HEARTBEAT_TIMEOUT = config.number("ROBOTEST_HEARTBEAT_TIMEOUT", 5.0, positive=True)
+# What one live-feed client may send (docs/websocket.md "Limits"); what it receives is not limited.
+ROBOTEST_WS_MAX_MESSAGE_BYTES = config.integer("ROBOTEST_WS_MAX_MESSAGE_BYTES", 64 * 1024, minimum=1024)
+ROBOTEST_WS_MAX_MESSAGES_PER_SECOND = config.integer("ROBOTEST_WS_MAX_MESSAGES_PER_SECOND", 20, minimum=1)
 # Observability (docs/operations.md): who may scrape /metrics, and the log lines' format. JSON is the
 # production default; the settings module is chosen by DJANGO_SETTINGS_MODULE before this runs.
 ROBOTEST_METRICS_ALLOW = config.networks("ROBOTEST_METRICS_ALLOW", ["127.0.0.1/32", "::1/128"])
