@@ -49,7 +49,9 @@ FORBIDDEN = error(
 NOT_FOUND = error("The session, rig or sensor named does not exist.")
 # What any operation with a request body may also answer.
 BODY_ERRORS = {
-    413: error("The body is larger than Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB by default)."),
+    413: error("The body is larger than ROBOTEST_INGEST_MAX_BYTES (4 MiB by default); the detail names the limit."),
+    429: error("Over a rate limit (ROBOTEST_INGEST_RATE, ROBOTEST_ANON_RATE, ROBOTEST_AUTH_FAILURE_RATE): "
+               "`Retry-After` says when to try again."),
     415: error("A body in a media type the endpoint does not parse, or a malformed one: send JSON."),
 }
 
