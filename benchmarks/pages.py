@@ -72,6 +72,18 @@ def log_in(page, base: str, next_path: str) -> None:
     page.wait_for_url(f"{base}{next_path}")
 
 
+def open_logged_in(playwright, base: str):
+    """Chromium at 1280×800, logged in as `bench`: (browser, context, page, the page's console errors)."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    # The page's CSP forbids eval, which Playwright's string predicates (wait_for_function) use.
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+    log_in(page, base, "/")
+    return browser, context, page, errors
+
+
 def task_seconds(cdp) -> float:
     """The renderer's main thread busy time so far (CDP `TaskDuration`, seconds)."""
     return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}["TaskDuration"]
@@ -104,13 +116,7 @@ def run_live(args) -> dict:
         started = requests.post(f"{base}/api/v1/sessions/start", json={"name": "bench"}, headers=headers, timeout=10)
         started.raise_for_status()
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            # The page's CSP forbids eval, which Playwright's string predicates (wait_for_function) use.
-            context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
-            log_in(page, base, "/")
+            browser, context, page, errors = open_logged_in(playwright, base)
             page.goto("about:blank")
             first: dict = {}
 
@@ -179,13 +185,7 @@ def run_review(args) -> dict:
         _bench.wait_ready(base)
         requests.get(f"{base}/health", timeout=10)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            # The page's CSP forbids eval, which Playwright's string predicates (wait_for_function) use.
-            context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
-            log_in(page, base, "/")
+            browser, _, page, errors = open_logged_in(playwright, base)
             path = f"/sessions/{session_id}/"
             for _ in range(args.repeat):
                 page.goto("about:blank")
