@@ -432,6 +432,7 @@ def _env(settings: str, rates: tuple) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE=settings,
         FORCE_SENSOR_HZ=str(force), MOTOR_SENSOR_HZ=str(motor), CAMERA_SENSOR_HZ=str(camera),
+        ROBOTEST_HTTPS="false",  # plain HTTP on loopback, no redirect under the production settings
     )
     return env
 

@@ -49,7 +49,7 @@ APP_VARIABLES = (
     "CAMERA_SENSOR_HZ", "FORCE_THRESHOLD_HIGH", "MOTOR_THRESHOLD", "MAX_DATA_POINTS",
     "DATA_EXPORT_PATH", "ALLOWED_HOSTS", "SECRET_KEY", "DATABASE_URL", "REDIS_URL",
     "CSRF_TRUSTED_ORIGINS", "ROBOTEST_ADMIN_PASSWORD", "ROBOTEST_PUBLIC_READ",
-    "ROBOTEST_SIMULATOR_SEED", "ROBOTEST_HEARTBEAT_TIMEOUT",
+    "ROBOTEST_SIMULATOR_SEED", "ROBOTEST_HEARTBEAT_TIMEOUT", "ROBOTEST_HTTPS", "ROBOTEST_HSTS_SECONDS",
 )
 
 CSV_COLUMNS = ["timestamp", "sensor_type", "value", "datetime", "session_time", "session_id", "sensor"]
@@ -100,6 +100,8 @@ def process_env(*, settings: str, database_url: str, redis_url: str | None = Non
         SECRET_KEY=SECRET_KEY,
         DATABASE_URL=database_url,
         REDIS_URL=redis_url or "",
+        # The processes answer plain HTTP on loopback: no redirect to https under the production settings.
+        ROBOTEST_HTTPS="false",
         PYTHONUNBUFFERED="1",
         **RATE_ENV,
     )
@@ -138,6 +140,25 @@ def create_users(env: dict[str, str], roles: dict[str, str], *, password: str) -
         for name, role in roles.items()
     )
     run_manage(["shell", "-c", script], env=env)
+
+
+def serve_embedded(procs, directory: Path, *, users: dict[str, str] | None = None, password: str = "",
+                   **env_extra: str) -> Api:
+    """`manage.py serve` over a fresh SQLite database in `directory`, as `make run` starts it, answering /health.
+
+    Returns the API client of a superuser's token; `users` ({name: role}) get `password`.
+    """
+    database = SqliteDatabase(directory / "db.sqlite3")
+    env = process_env(settings=LOCAL, database_url=database.url, **env_extra)
+    run_manage(["migrate", "--noinput", "-v", "0"], env=env)
+    token = create_token(env)
+    if users:
+        create_users(env, users, password=password)
+    port = free_port()
+    proc = procs.start("serve", [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)], env=env)
+    api = Api(f"http://127.0.0.1:{port}", token)
+    wait_healthy(api, proc)
+    return api
 
 
 def create_token(env: dict[str, str], username: str = "e2e-admin") -> str:
