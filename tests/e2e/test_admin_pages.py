@@ -16,17 +16,8 @@ SHOTS = os.environ.get("ROBOTEST_SHOTS")  # a directory: screenshots of each pag
 
 @pytest.fixture
 def server(tmp_path, procs):
-    database = harness.SqliteDatabase(tmp_path / "db.sqlite3")
-    env = harness.process_env(settings=harness.LOCAL, database_url=database.url)
-    harness.run_manage(["migrate", "--noinput", "-v", "0"], env=env)
-    token = harness.create_token(env)
     # A member of the admin group, not a superuser: the group alone must open the admin site.
-    harness.create_users(env, {"reviewer": "admin"}, password=PASSWORD)
-    port = harness.free_port()
-    args = [harness.PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    proc = procs.start("serve", args, env=env)
-    api = harness.Api(f"http://127.0.0.1:{port}", token)
-    harness.wait_healthy(api, proc)
+    api = harness.serve_embedded(procs, tmp_path, users={"reviewer": "admin"}, password=PASSWORD)
     sensors = [{"name": "fz", "sensor_type": "force", "unit": "N"}]
     assert api.post("/api/v1/rigs/", {"name": "bench", "source": "external", "sensors": sensors}).status_code == 201
     assert api.post("/api/v1/rules/", {"code": "grip", "sensor_type": "force", "warning_high": 50.0}).status_code == 201

@@ -17,18 +17,7 @@ import pytest
 from mcap.reader import make_reader
 
 from tests.e2e.browser import log_in, new_page, serious_violations
-from tests.e2e.harness import (
-    LOCAL,
-    PYTHON,
-    Api,
-    SqliteDatabase,
-    create_token,
-    create_users,
-    free_port,
-    process_env,
-    run_manage,
-    wait_healthy,
-)
+from tests.e2e.harness import serve_embedded
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -40,16 +29,7 @@ SECONDS = 60
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, module_procs):
-    database = SqliteDatabase(tmp_path_factory.mktemp("review") / "db.sqlite3")
-    env = process_env(settings=LOCAL, database_url=database.url)
-    run_manage(["migrate", "--noinput", "-v", "0"], env=env)
-    token = create_token(env)
-    create_users(env, USERS, password=PASSWORD)
-    port = free_port()
-    proc = module_procs.start("serve", [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)], env=env)
-    api = Api(f"http://127.0.0.1:{port}", token)
-    wait_healthy(api, proc)
-    return api
+    return serve_embedded(module_procs, tmp_path_factory.mktemp("review"), users=USERS, password=PASSWORD)
 
 
 def force_value(i: int) -> float:

@@ -19,18 +19,8 @@ SHOTS = os.environ.get("ROBOTEST_SHOTS")
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, module_procs):
-    database = harness.SqliteDatabase(tmp_path_factory.mktemp("security") / "db.sqlite3")
-    env = harness.process_env(settings=harness.LOCAL, database_url=database.url,
-                              ROBOTEST_LOGIN_FAILURES="2", ROBOTEST_LOGIN_COOLOFF="10m")
-    harness.run_manage(["migrate", "--noinput", "-v", "0"], env=env)
-    token = harness.create_token(env)
-    harness.create_users(env, {"olga": "operator"}, password=PASSWORD)
-    port = harness.free_port()
-    args = [harness.PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    proc = module_procs.start("serve", args, env=env)
-    api = harness.Api(f"http://127.0.0.1:{port}", token)
-    harness.wait_healthy(api, proc)
-    return api
+    return harness.serve_embedded(module_procs, tmp_path_factory.mktemp("security"), users={"olga": "operator"},
+                                  password=PASSWORD, ROBOTEST_LOGIN_FAILURES="2", ROBOTEST_LOGIN_COOLOFF="10m")
 
 
 def policy(response) -> dict[str, str]:
