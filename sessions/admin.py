@@ -39,16 +39,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-def duration_text(seconds: float) -> str:
-    """`12.3 s`, `4 min 05 s`, `2 h 03 min`."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {rest:02d} s"
-    return f"{minutes // 60} h {minutes % 60:02d} min"
-
-
 def plain_list(item: str, rows) -> str:
     """An unbulleted HTML list, one `item` (a format_html string) per row of arguments."""
     return format_html('<ul class="plain">{}</ul>', format_html_join("", f"<li>{item}</li>", rows))
@@ -104,7 +94,7 @@ class RecordingSessionAdmin(admin.ModelAdmin):
 
     @admin.display(description="duration")
     def duration(self, obj: RecordingSession) -> str:
-        return duration_text(obj.duration_seconds())
+        return obj.duration_text()
 
     @admin.display(description="readings", ordering="reading_count")
     def readings(self, obj: RecordingSession) -> int:

@@ -71,6 +71,15 @@ class RecordingSession(models.Model):
         end = self.stopped_at or timezone.now()
         return (end - self.started_at).total_seconds()
 
+    def duration_text(self) -> str:
+        """The duration for people: `12.4 s`, `3 min 07 s`, `1 h 02 min`."""
+        seconds = self.duration_seconds()
+        if seconds < 60:
+            return f"{seconds:.1f} s"
+        minutes, secs = divmod(int(seconds), 60)
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
 
 class Reading(models.Model):
     """One stored reading. `value` is a number or an object (JSON), so a new sensor kind needs no migration."""

@@ -91,15 +91,6 @@ class SessionFilterForm(forms.Form):
         )
 
 
-def duration_text(seconds: float) -> str:
-    """`1 h 02 min`, `3 min 07 s`, `12.4 s`."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
-
-
 @readable
 def session_list(request):
     form = SessionFilterForm(request.GET or None)
@@ -109,7 +100,7 @@ def session_list(request):
         data = form.cleaned_data if form.is_bound else {}
         sessions = form.sessions() if form.is_bound else sessions_filtered()
         result = sessions_page(sessions, before=data.get("before"), after=data.get("after"), limit=PAGE_SIZE)
-        page = [(s, duration_text(s.duration_seconds())) for s in result.sessions]
+        page = [(s, s.duration_text()) for s in result.sessions]
         newer, older = result.newer, result.older
     query = request.GET.copy()
     query.pop("before", None)
@@ -145,7 +136,7 @@ def session_detail(request, session_id: int):
         "episodes": review["episodes"],
     }
     context = {
-        "nav": "sessions", "session": session, "duration": duration_text(session.duration_seconds()),
+        "nav": "sessions", "session": session, "duration": session.duration_text(),
         "stats": review["stats"], "alerts": review["alerts"], "alerts_total": len(review["episodes"]),
         "rules": [_rule_row(r) for r in session.rules],
         "can_operate": can_operate(request.user), "review_config": config,
