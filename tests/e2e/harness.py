@@ -391,12 +391,13 @@ _SESSION_SQL = (
 
 
 class PostgresDatabase(Database):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"postgres://postgres@127.0.0.1:5432/{name}")
+    def __init__(self, name: str, *, port: int = 5432) -> None:
+        super().__init__(f"postgres://postgres@127.0.0.1:{port}/{name}")
         self.name = name
+        self.port = port
 
     def connect(self) -> psycopg.Connection:
-        return psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{self.name}", autocommit=True)
+        return psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/{self.name}", autocommit=True, connect_timeout=5)
 
     def execute(self, query: str, params: tuple = ()) -> list[tuple]:
         with self.connect() as conn:
@@ -411,14 +412,19 @@ class PostgresDatabase(Database):
         (row,) = self.execute(_SESSION_SQL.format(p="%s"), (session_id,))
         return _session_dict(row, lambda dt: dt.timestamp() if dt else None)
 
+    @property
+    def admin_dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
     @classmethod
-    def create(cls, name: str) -> PostgresDatabase:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+    def create(cls, name: str, *, port: int = 5432) -> PostgresDatabase:
+        database = cls(name, port=port)
+        with psycopg.connect(database.admin_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return cls(name)
+        return database
 
     def drop(self) -> None:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
             # A process killed with -9 may leave a backend behind for a moment.
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
