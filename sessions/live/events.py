@@ -5,6 +5,9 @@ a lost reading (clients backfill over REST).
 """
 
 import logging
+import time
+import weakref
+from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -48,16 +51,61 @@ def status_event(summary: dict) -> dict:
     return {"type": "system.status", "session_id": summary.get("session_id"), "data": summary}
 
 
+# After a failed publish, events are dropped unsent for this long before the layer is tried again.
+# During a Redis outage every event would otherwise cost a connection attempt and a traceback
+# (a hundred a second from one busy session); what is dropped reaches clients as a `lag` frame
+# naming its sequence positions (hub.py), and the database holds it.
+PAUSE_SECONDS = 1.0
+
+
+@dataclass
+class _Outage:
+    """One layer's publishing fault, from its first failed send until a send succeeds again."""
+
+    since: float
+    retry_at: float
+    unsent: int = 1
+
+
+_outages: "weakref.WeakKeyDictionary[object, _Outage]" = weakref.WeakKeyDictionary()
+
+
 async def publish(layer, session_id: int, event: dict) -> None:
     """Send one event to the live group, which every consumer joins; a layer fault is logged, not raised.
 
     A consumer filters by session itself (its Subscription, sessions/live/frames.py): one group
-    keeps a publish to one layer round trip, whatever the sessions a client follows.
+    keeps a publish to one layer round trip, whatever the sessions a client follows. While the
+    layer fails, events are dropped without trying it more than once every PAUSE_SECONDS, and the
+    fault is logged once when it starts and once when it ends.
     """
+    outage = _outages.get(layer)
+    now = time.monotonic()
+    if outage is not None and now < outage.retry_at:
+        outage.unsent += 1
+        return
     try:
         await layer.group_send(LIVE_GROUP, event)
-    except Exception:
+    except (TypeError, ValueError):
+        # An event the layer cannot encode is a bug of its own, not an outage: loud, and alone.
         logger.exception("could not publish %s of session %s", event.get("type"), session_id)
+        return
+    except Exception:
+        if outage is None:
+            _outages[layer] = _Outage(since=now, retry_at=now + PAUSE_SECONDS)
+            logger.warning(
+                "could not publish %s of session %s; live events are dropped until the channel layer answers "
+                "(tried every %.0f s)", event.get("type"), session_id, PAUSE_SECONDS, exc_info=True,
+            )
+        else:
+            outage.unsent += 1
+            outage.retry_at = now + PAUSE_SECONDS
+        return
+    if outage is not None:
+        del _outages[layer]
+        logger.warning(
+            "publishing again after %.1f s: %d live events were not sent (clients are told with a lag frame)",
+            now - outage.since, outage.unsent,
+        )
 
 
 def publish_sync(session_id: int, *events: dict) -> None:

@@ -79,18 +79,31 @@ class LiveHub:
 
     async def _run(self, channel: str) -> None:
         renewed = time.monotonic()
+        joined = True
+        failing_since: float | None = None
         while True:
             try:
-                if time.monotonic() - renewed > RENEW_SECONDS:
+                if not joined or time.monotonic() - renewed > RENEW_SECONDS:
                     await self.layer.group_add(LIVE_GROUP, channel)
-                    renewed = time.monotonic()
+                    renewed, joined = time.monotonic(), True
+                    if failing_since is not None:
+                        logger.warning("live feed: listening again after %.1f s without the channel layer",
+                                       time.monotonic() - failing_since)
+                        failing_since = None
                 event = await self.layer.receive(channel)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.warning("live feed: the channel layer failed; listening again in %.0f s", RETRY_SECONDS, exc_info=True)
+                # Join again before the next receive: a restarted Redis has forgotten the group.
+                joined = False
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    logger.warning("live feed: the channel layer failed; trying again every %.0f s", RETRY_SECONDS,
+                                   exc_info=True)
+                else:
+                    # One line per outage, not one per attempt (a Redis restart is a known, passing fault).
+                    logger.debug("live feed: the channel layer still fails", exc_info=True)
                 await asyncio.sleep(RETRY_SECONDS)
-                renewed = 0.0  # join again: a restarted Redis has forgotten the group
                 continue
             try:
                 self.deliver(event)
