@@ -60,9 +60,16 @@ class LiveHub:
                 # The default prefix: channels_redis reads all of a process's channels through
                 # one Redis list, named by the prefix; a second prefix would never be read.
                 self.channel = await self.layer.new_channel()
-                await self.layer.group_add(LIVE_GROUP, self.channel)
+                try:
+                    await self.layer.group_add(LIVE_GROUP, self.channel)
+                    failing_since = None
+                except Exception:
+                    # Redis is down: the client is still welcome, and gets readings once it is back.
+                    failing_since = time.monotonic()
+                    logger.warning("live feed: could not join the live group; trying again every %.0f s",
+                                   RETRY_SECONDS, exc_info=True)
                 self._last_seq.clear()
-                self._task = asyncio.create_task(self._run(self.channel), name="live-hub")
+                self._task = asyncio.create_task(self._run(self.channel, failing_since), name="live-hub")
 
     async def leave(self, member: Member) -> None:
         async with self._lock:
@@ -77,10 +84,10 @@ class LiveHub:
             except Exception:
                 logger.warning("could not leave the live group", exc_info=True)
 
-    async def _run(self, channel: str) -> None:
+    async def _run(self, channel: str, failing_since: float | None) -> None:
+        """Receive and deliver; `failing_since`: the layer failed at that instant and the group is not joined."""
         renewed = time.monotonic()
-        joined = True
-        failing_since: float | None = None
+        joined = failing_since is None
         while True:
             try:
                 if not joined or time.monotonic() - renewed > RENEW_SECONDS:

@@ -87,6 +87,14 @@ def daphne(production, module_procs):
     return web
 
 
+@pytest.fixture(scope="module")
+def daphne_b(production, module_procs):
+    """A second web process, which no client uses until Redis is down."""
+    web = launch_daphne(module_procs, production.env, production.token, "daphne-b")
+    wait_healthy(web.api, web.proc)
+    return web
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, all its threads, from /proc/<pid>/stat."""
     with open(f"/proc/{pid}/stat") as stat:
@@ -130,7 +138,7 @@ def watch_outage(procs, seconds: float) -> None:
 
 
 async def test_redis_down_for_10_s_loses_no_reading_and_the_feed_resumes_with_a_lag_frame(
-    production, daphne, workers, private_redis
+    production, daphne, daphne_b, workers, private_redis
 ):
     db = production.db
     worker = workers.start()
@@ -152,6 +160,8 @@ async def test_redis_down_for_10_s_loses_no_reading_and_the_feed_resumes_with_a_
         stopping = Watch(*both)
         await in_thread(private_redis.stop)
         stopped_at = len(feed.frames)
+        # A dashboard opened meanwhile, on a web process whose live feed nobody used yet: accepted.
+        late = await open_feed(stack, daphne_b, production.token)
         await in_thread(watch_outage, both, OUTAGE_SECONDS)
         starting = Watch(*both)
 
@@ -160,6 +170,8 @@ async def test_redis_down_for_10_s_loses_no_reading_and_the_feed_resumes_with_a_
         back = await feed.wait_for(is_reading, timeout=30, what="a reading frame after Redis returned",
                                    start=len(feed.frames))
         resumed = feed.frames[back][0] - answered
+        late_back = await late.wait_for(is_reading, timeout=30, what="a reading frame on the late connection")
+        late_resumed = late.frames[late_back][0] - answered
         # The same connection answers, and records on with Redis back until the stop.
         await feed.send({"type": "ping", "timestamp": 7.5})
         assert await feed.wait_type("pong", start=back) == {"type": "pong", "timestamp": 7.5}
@@ -167,9 +179,9 @@ async def test_redis_down_for_10_s_loses_no_reading_and_the_feed_resumes_with_a_
         summary = await in_thread(daphne.api.stop, session_id)
         end = await feed.wait_completed(session_id)
         recovered = Watch(*both)
-        assert feed.closed is None, f"the server closed the connection: {feed.closed!r}"
+        assert feed.closed is None and late.closed is None, f"the server closed a connection: {feed.closed!r}, {late.closed!r}"
 
-    for proc in both:
+    for proc in (*both, daphne_b.proc):
         assert proc.alive(), f"{proc.describe()} died:\n{proc.tail()}"
 
     # (1) Recording never paused: every sample of every sensor stored once, on schedule.
@@ -199,6 +211,7 @@ async def test_redis_down_for_10_s_loses_no_reading_and_the_feed_resumes_with_a_
 
     # (3) The stream came back on the open connection, within RESUME_SECONDS of Redis answering.
     assert resumed < RESUME_SECONDS, f"the first reading frame came {resumed:.2f} s after Redis answered"
+    assert late_resumed < RESUME_SECONDS, f"the late connection's first reading came {late_resumed:.2f} s after"
 
     # (4) One lag frame names exactly what the connection missed, and REST gives exactly that.
     lags = [(i, f) for i, (_, f) in enumerate(feed.frames[:end]) if f.get("type") == "lag"]
