@@ -126,7 +126,16 @@ def database(name: str, default: str) -> dict:
             "timeout": 20,
         }
     elif engine in ("django.db.backends.postgresql",):
-        config.setdefault("OPTIONS", {})
+        options = config.setdefault("OPTIONS", {})
+        # A database that does not answer is an error in seconds (HTTP 503, the engine buffers and
+        # retries), not a request hanging for the kernel's TCP timeout.
+        options.setdefault("connect_timeout", integer("ROBOTEST_DB_CONNECT_TIMEOUT", 5))
+        # A statement running longer than this is cancelled (its transaction rolls back whole):
+        # a lock held by a stuck client or a runaway query costs one request, not the server.
+        timeout = number("ROBOTEST_DB_STATEMENT_TIMEOUT", 300.0, minimum=0.0)
+        if timeout:
+            flags = [options.get("options", ""), f"-c statement_timeout={round(timeout * 1000)}"]
+            options["options"] = " ".join(flag for flag in flags if flag)
     else:
         raise ImproperlyConfigured(f"{name} must be a sqlite:// or postgres:// URL, got {url!r}")
     return config

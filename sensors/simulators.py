@@ -20,12 +20,25 @@ _RATE_SETTINGS = {
 }
 
 
+# With a seed key, the random stream is seeded again every BLOCK samples from the key and the
+# block's number: sample n's value depends on (key, n) only, so a simulator started at any n (a
+# worker taking over a killed one's session) gives the values the first would have given.
+BLOCK = 1000
+_NEVER = float("inf")
+
+
 class Simulator(ABC):
-    """A simulated sensor whose n-th sample falls at `t0 + n / rate_hz`, however late it is asked for."""
+    """A simulated sensor whose n-th sample falls at `t0 + n / rate_hz`, however late it is asked for.
+
+    Given a `seed_key` (see `seed_key_for`), its values are a function of the key and n: two
+    simulators of one sensor give the same value for sample n whatever index each started at.
+    """
 
     sensor_type: ClassVar[str]
 
-    def __init__(self, *, rate_hz: float, t0: float, rng: random.Random, start_n: int = 0) -> None:
+    def __init__(
+        self, *, rate_hz: float, t0: float, rng: random.Random, start_n: int = 0, seed_key: str | None = None
+    ) -> None:
         if not (math.isfinite(rate_hz) and rate_hz > 0):
             raise ValueError(f"rate_hz must be a positive finite number of samples per second, got {rate_hz!r}")
         if start_n < 0:
@@ -34,6 +47,18 @@ class Simulator(ABC):
         self.t0 = float(t0)
         self.rng = rng
         self._n = start_n
+        self._seed_key = seed_key
+        self._block_end: float = _NEVER
+        if seed_key is not None:
+            # Seed the block start_n falls in, then draw (and drop) its samples before start_n.
+            first = start_n - start_n % BLOCK
+            self._reseed(first)
+            for n in range(first, start_n):
+                self.sample(n, n / self.rate_hz)
+
+    def _reseed(self, n: int) -> None:
+        self.rng.seed(f"{self._seed_key}:{n // BLOCK}")
+        self._block_end = n + BLOCK
 
     @property
     def next_index(self) -> int:
@@ -59,9 +84,13 @@ class Simulator(ABC):
         readings: list[Reading] = []
         append = readings.append
         while t0 + t <= now:
-            append((t0 + t, sample(n, t)))
-            n += 1
-            t = n / rate
+            if n == self._block_end:
+                self._reseed(n)
+            end = self._block_end
+            while n < end and t0 + t <= now:
+                append((t0 + t, sample(n, t)))
+                n += 1
+                t = n / rate
         self._n = n
         return readings
 
@@ -126,7 +155,7 @@ def has_simulator(sensor_type: str) -> bool:
 
 
 def simulator_for(
-    sensor_type: str, *, rate_hz: float, t0: float, rng: random.Random, start_n: int = 0
+    sensor_type: str, *, rate_hz: float, t0: float, rng: random.Random, start_n: int = 0, seed_key: str | None = None
 ) -> Simulator:
     """Build the simulator for a sensor type; ValueError for a type with no simulator."""
     try:
@@ -134,7 +163,7 @@ def simulator_for(
     except KeyError:
         known = ", ".join(sorted(SIMULATORS))
         raise ValueError(f"No simulator for sensor type {sensor_type!r} (simulated types: {known})") from None
-    return cls(rate_hz=rate_hz, t0=t0, rng=rng, start_n=start_n)
+    return cls(rate_hz=rate_hz, t0=t0, rng=rng, start_n=start_n, seed_key=seed_key)
 
 
 def rate_for(sensor_type: str, rate_hz: float | None) -> float:
@@ -158,6 +187,20 @@ def rng_for(seed: int | None, *keys: object) -> random.Random:
     # A string seed is hashed with SHA-512 by Random itself, so the stream is the same in every
     # process; hash() of a tuple would change with PYTHONHASHSEED.
     return random.Random(f"{seed}:{keys!r}")
+
+
+def seed_key_for(seed: int | None, *keys: object) -> str | None:
+    """The `seed_key` of a simulator whose values depend on `seed`, `keys` and the sample's index only."""
+    return None if seed is None else f"{seed}:{keys!r}"
+
+
+def session_seed_key(seed: int | None, *, session_id: int, sensor: str, started_at: float) -> str:
+    """The seed key of a session's sensor: ROBOTEST_SIMULATOR_SEED's if set, else the session's start instant.
+
+    Either way every engine that runs the session simulates the same values for it, so one that
+    takes over a killed one's session stores the samples that one would have stored.
+    """
+    return seed_key_for(seed if seed is not None else repr(started_at), session_id, sensor)
 
 
 def start_index(*, rate_hz: float, t0: float, now: float) -> int:

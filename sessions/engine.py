@@ -6,11 +6,20 @@ own loop (with the in-memory layer), `manage.py run_simulators` runs it in a pro
 stores them through the pipeline and hands them to a publisher task. Group commit: a runner
 flushes as soon as its previous flush is done, so at low rates each reading is stored and
 published at once and at high rates batches grow by themselves.
+
+Faults (docs/operations.md "Faults"): a simulator's values depend on its session, sensor and
+sample index only, so an engine that takes over a killed one's session simulates the gap from
+the last stored sample on, and every sample is stored once. While the database is away a runner
+keeps generating into a bounded buffer (ROBOTEST_ENGINE_BUFFER_SECONDS of the session's rates),
+retries with backoff, and drops the oldest beyond the bound, counting them in the session's
+`lost_readings` (its verdict is then error). A flush carries the engine's name: an engine that
+lost its session (frozen past the heartbeat timeout) stores nothing more of it.
 """
 
 import asyncio
 import contextvars
 import logging
+import math
 import os
 import socket
 import time
@@ -21,11 +30,12 @@ from functools import partial
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, ProgrammingError, close_old_connections, connection
+from django.db.models import F
 from django.utils import timezone
 
 from robotest_site.observability import logs, metrics
 from sensors.models import Rig, Sensor
-from sensors.simulators import has_simulator, rate_for, rng_for, simulator_for, start_index
+from sensors.simulators import has_simulator, rate_for, rng_for, session_seed_key, simulator_for, start_index
 from sessions.live import events
 from sessions.models import EngineHeartbeat, Reading, RecordingSession
 from sessions.reads.sessions import session_summary
@@ -36,15 +46,18 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 1.0
-# A session noticed late (or resumed) catches up at most this much of its schedule: after a
-# crash the time the engine was down stays a gap rather than a burst of invented readings.
-CATCH_UP_SECONDS = 2.0
-# A flush that failed (the database went away) is retried after this long, readings kept.
-RETRY_SECONDS = 1.0
+# A flush that failed (the database went away) is retried after RETRY_SECONDS, doubling up to
+# RETRY_MAX_SECONDS; the readings stay in the runner's buffer meanwhile.
+RETRY_SECONDS = 0.25
+RETRY_MAX_SECONDS = 1.0
+# A fault goes on for a while: say so again at most this often, not on every retry.
+REPEAT_LOG_SECONDS = 10.0
 # Readings per flush at most (a transaction of about a fifth of a second on PostgreSQL).
 MAX_FLUSH = 10_000
 # Publishing never holds up recording: events wait here, and the oldest go when it is full.
 PUBLISH_QUEUE = 256
+# On shutdown a runner keeps trying to store what is due this long (the database may be away).
+CLOSE_SECONDS = 4.0
 
 
 class Engine:
@@ -62,7 +75,16 @@ class Engine:
         # miss the heartbeat timeout and notice a stop late.
         self._control = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-control")
         self._wake = asyncio.Event()
-        metrics.engine_buffer(lambda: sum(len(r.pending) for r in list(self.runners.values())))
+        # Readings this engine dropped since it started (buffer full), for its heartbeat and /health.
+        self.lost_readings = 0
+        # When the database last failed this engine: until a heartbeat timeout after it answers
+        # again, other engines' heartbeats may be stale for the same reason, and none is taken for dead.
+        self._db_failed_at: float | None = None
+        self._db_failing = False
+        metrics.engine_buffer(self.buffered)
+
+    def buffered(self) -> int:
+        return sum(len(r.pending) for r in list(self.runners.values()))
 
     async def db(self, fn, /, *args, **kwargs):
         """Run `fn` in the engine's database thread (in the caller's context: its log lines name the session)."""
@@ -87,11 +109,12 @@ class Engine:
                 try:
                     # Beat before claiming: other engines must see this one alive before it owns anything.
                     if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
-                        await self.control(_beat, self.name, len(self.runners))
+                        await self.control(_beat, self.name, len(self.runners), self.buffered(), self.lost_readings)
                         last_beat = time.monotonic()
                     await self._reconcile()
-                except DatabaseError:
-                    logger.exception("engine could not reach the database; retrying")
+                    self._database_back()
+                except DatabaseError as exc:
+                    self._database_failed(exc)
                 self._wake.clear()
                 waker = asyncio.create_task(self._wake.wait())
                 await asyncio.wait({stopper, waker}, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
@@ -126,8 +149,22 @@ class Engine:
                 logger.warning("engine wake-ups paused; polling every %.1f s", self.poll_seconds, exc_info=True)
                 await asyncio.sleep(RETRY_SECONDS)
 
+    def _database_failed(self, exc: DatabaseError) -> None:
+        self._db_failed_at = time.monotonic()
+        if not self._db_failing:
+            self._db_failing = True
+            logger.error("engine %s cannot reach the database (%s); retrying, readings kept in its buffers",
+                         self.name, _first_line(exc))
+
+    def _database_back(self) -> None:
+        if self._db_failing:
+            self._db_failing = False
+            logger.info("engine %s reaches the database again", self.name)
+
     async def _reconcile(self) -> None:
-        sessions = await self.control(_claim_sessions, self.name)
+        # Right after the database came back, other engines have not beaten for the same reason.
+        trust = self._db_failed_at is None or time.monotonic() - self._db_failed_at > settings.ROBOTEST_HEARTBEAT_TIMEOUT
+        sessions = await self.control(_claim_sessions, self.name, take_from_silent=trust)
         for session_id in list(self.runners):
             if session_id not in sessions:
                 # Aborted, deleted or completed by someone else: what it still holds is not wanted.
@@ -154,8 +191,18 @@ class SessionRunner:
         self.recorder = SessionRecorder(self.session_id)
         self.simulators: list = []
         self.pending: list = []
+        # The most readings `pending` holds (ROBOTEST_ENGINE_BUFFER_SECONDS at the session's rates).
+        self.capacity = 0
+        # Readings dropped (buffer full, or beyond the catch-up) not yet added to the session's count.
+        self.unsaved_lost = 0
+        self.dropped_since_log = 0
+        self.last_drop_log = 0.0
+        self.failing_since: float | None = None
+        self.retry_delay = RETRY_SECONDS
+        self.last_failure_log = 0.0
         self.stop_at: float | None = None
         self.closing = False
+        self.closing_at = 0.0
         self.finished = False
         self._nudge = asyncio.Event()
         self._events: asyncio.Queue = asyncio.Queue(maxsize=PUBLISH_QUEUE)
@@ -175,9 +222,10 @@ class SessionRunner:
     async def close(self) -> None:
         """Engine shutdown: store what is due, leave the session recording for the next engine."""
         self.closing = True
+        self.closing_at = time.monotonic()
         self._nudge.set()
         if self.task is not None:
-            await asyncio.wait({self.task}, timeout=4.0)
+            await asyncio.wait({self.task}, timeout=CLOSE_SECONDS + 1.0)
         await self._drain_events(timeout=0.5)
 
     def abandon(self) -> None:
@@ -196,8 +244,17 @@ class SessionRunner:
                 for name, sim in self.simulators:
                     for ts, value in sim.due(horizon):
                         self.pending.append((name, ts, value))
-                if self.pending:
-                    await self._flush()
+                self._bound()
+                if self.pending and not await self._flush():
+                    if self.closing and time.monotonic() - self.closing_at > CLOSE_SECONDS:
+                        logger.warning("engine stopping: %d readings of session %s not stored; the next engine "
+                                       "simulates them again", len(self.pending), self.session_id)
+                        return
+                    await self._backoff()
+                    continue
+                if self.unsaved_lost and not await self._save_lost():
+                    await self._backoff()
+                    continue
                 if self.stop_at is not None and horizon >= self.stop_at and not self.pending:
                     await self._complete()
                     return
@@ -218,43 +275,114 @@ class SessionRunner:
     async def _build_simulators(self) -> None:
         sensors, last = await self.engine.db(_session_sensors, self.session_id, self.info["rig_id"])
         t0 = self.info["started_at"]
-        now = time.time()
+        # Simulate from the first sample not stored (a taken-over session's gap included), but
+        # at most ROBOTEST_CATCH_UP_SECONDS back: what lies before is lost, and counted.
+        end = time.time() if self.stop_at is None else min(time.time(), self.stop_at)
+        earliest = end - settings.ROBOTEST_CATCH_UP_SECONDS
         seed = settings.ROBOTEST_SIMULATOR_SEED
+        total_rate = 0.0
         for name, sensor_type, rate_hz in sensors:
             if not has_simulator(sensor_type):
                 logger.warning("sensor %s of session %s (%s) has no simulator", name, self.session_id, sensor_type)
                 continue
             rate = self.info["rates"].get(name) or rate_for(sensor_type, rate_hz)
-            first = start_index(rate_hz=rate, t0=t0, now=now - CATCH_UP_SECONDS)
-            if name in last:
-                first = max(first, round((last[name] - t0) * rate) + 1)
-            rng = rng_for(seed, self.session_id, name)
-            self.simulators.append((name, simulator_for(sensor_type, rate_hz=rate, t0=t0, rng=rng, start_n=first)))
+            total_rate += rate
+            first = round((last[name] - t0) * rate) + 1 if name in last else 0
+            bound = start_index(rate_hz=rate, t0=t0, now=earliest)
+            if bound > first:
+                skipped = bound - first
+                logger.error("session %s: sensor %s was not simulated for %.1f s, longer than the catch-up "
+                             "(ROBOTEST_CATCH_UP_SECONDS=%g); %d readings lost", self.session_id, name,
+                             skipped / rate, settings.ROBOTEST_CATCH_UP_SECONDS, skipped)
+                self._lose(skipped, reason="catch_up")
+                first = bound
+            simulator = simulator_for(
+                sensor_type, rate_hz=rate, t0=t0, rng=rng_for(seed, self.session_id, name), start_n=first,
+                seed_key=session_seed_key(seed, session_id=self.session_id, sensor=name, started_at=t0),
+            )
+            self.simulators.append((name, simulator))
+        self.capacity = max(1, math.ceil(total_rate * settings.ROBOTEST_ENGINE_BUFFER_SECONDS))
 
-    async def _flush(self) -> None:
+    def _lose(self, count: int, *, reason: str) -> None:
+        self.unsaved_lost += count
+        self.engine.lost_readings += count
+        metrics.readings_lost(reason, count)
+
+    def _bound(self) -> None:
+        """Keep at most `capacity` readings waiting: the oldest go first, counted and logged."""
+        excess = len(self.pending) - self.capacity
+        if excess <= 0:
+            return
+        del self.pending[:excess]
+        self._lose(excess, reason="buffer_full")
+        self.dropped_since_log += excess
+        now = time.monotonic()
+        if now - self.last_drop_log >= REPEAT_LOG_SECONDS or self.last_drop_log == 0.0:
+            logger.error("session %s: the engine's buffer is full (%d readings, ROBOTEST_ENGINE_BUFFER_SECONDS=%g); "
+                         "dropped the %d oldest", self.session_id, self.capacity,
+                         settings.ROBOTEST_ENGINE_BUFFER_SECONDS, self.dropped_since_log)
+            self.dropped_since_log = 0
+            self.last_drop_log = now
+
+    async def _flush(self) -> bool:
+        """Store the oldest readings waiting (one transaction); False when the database refused them."""
         # A bounded flush: an engine that fell behind catches up in steps it can still stop between.
         batch, self.pending = self.pending[:MAX_FLUSH], self.pending[MAX_FLUSH:]
-        while True:
-            try:
-                result = await self.engine.db(
-                    readings_record, recorder=self.recorder, items=batch, until_stop=True, source="simulator"
-                )
-                break
-            except SessionNotRecording:
-                raise
-            except (DataError, IntegrityError, ProgrammingError):
-                # Not a passing fault: retrying the same batch would stall the session for good.
-                logger.exception("dropped %d readings of session %s that cannot be stored", len(batch), self.session_id)
-                metrics.readings_lost("unstorable", len(batch))
-                return
-            except DatabaseError:
-                logger.exception("could not store %d readings of session %s; retrying", len(batch), self.session_id)
-                # The same bounded batch again: the runner waits on this flush, so nothing new fell
-                # due meanwhile, and what was left over (self.pending) goes in the next flushes.
-                await asyncio.sleep(RETRY_SECONDS)
+        try:
+            result = await self.engine.db(
+                readings_record, recorder=self.recorder, items=batch, until_stop=True, source="simulator",
+                owner=self.engine.name,
+            )
+        except SessionNotRecording:
+            raise
+        except (DataError, IntegrityError, ProgrammingError):
+            # Not a passing fault: retrying the same batch would stall the session for good.
+            logger.exception("dropped %d readings of session %s that cannot be stored", len(batch), self.session_id)
+            self._lose(len(batch), reason="unstorable")
+            return True
+        except DatabaseError as exc:
+            # Nothing of the batch was stored (one transaction): back to the front of the buffer.
+            self.pending[:0] = batch
+            self._failed(exc)
+            return False
+        self._recovered()
         if result.lines:
             for event in events.batch_events(result):
                 self._emit(event)
+        return True
+
+    async def _save_lost(self) -> bool:
+        count = self.unsaved_lost
+        try:
+            await self.engine.db(_lost_add, self.session_id, count)
+        except DatabaseError as exc:
+            self._failed(exc)
+            return False
+        self.unsaved_lost -= count
+        return True
+
+    def _failed(self, exc: DatabaseError) -> None:
+        now = time.monotonic()
+        if self.failing_since is None:
+            self.failing_since = now
+            self.last_failure_log = now
+            logger.error("could not store the readings of session %s (%s); keeping up to %d in the buffer and "
+                         "retrying", self.session_id, _first_line(exc), self.capacity)
+        elif now - self.last_failure_log >= REPEAT_LOG_SECONDS:
+            self.last_failure_log = now
+            logger.warning("session %s: the database has refused readings for %.0f s (%s); %d buffered",
+                           self.session_id, now - self.failing_since, _first_line(exc), len(self.pending))
+
+    def _recovered(self) -> None:
+        if self.failing_since is not None:
+            logger.info("session %s: readings stored again after %.1f s", self.session_id,
+                        time.monotonic() - self.failing_since)
+            self.failing_since = None
+        self.retry_delay = RETRY_SECONDS
+
+    async def _backoff(self) -> None:
+        await asyncio.sleep(self.retry_delay)
+        self.retry_delay = min(self.retry_delay * 2, RETRY_MAX_SECONDS)
 
     async def _complete(self) -> None:
         session = await self.engine.db(session_complete, session_id=self.session_id, publish=False)
@@ -311,26 +439,41 @@ def _db_call(fn, /, *args, **kwargs):
         raise
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
 def _close_connection() -> None:
     # Looked up in the database thread: `connection` resolves to the calling thread's connection.
     connection.close()
 
 
-def _claim_sessions(name: str) -> dict[int, dict]:
-    """Take the recording sessions no live engine runs, and return all this engine runs."""
+def _claim_sessions(name: str, *, take_from_silent: bool = True) -> dict[int, dict]:
+    """Take this engine's share of the recording sessions no live engine runs; return all it runs.
+
+    The share is the recording sessions divided by the live engines, rounded up: engines started
+    together split the sessions evenly. `take_from_silent=False` (the database was just away)
+    treats every engine with a heartbeat as alive, however old the heartbeat.
+    """
     recording = RecordingSession.objects.filter(
         status=RecordingSession.Status.RECORDING, rig__source=Rig.Source.SIMULATED
     )
-    horizon = timezone.now() - timedelta(seconds=settings.ROBOTEST_HEARTBEAT_TIMEOUT)
-    alive = set(EngineHeartbeat.objects.filter(beat_at__gte=horizon).values_list("name", flat=True))
-    alive |= {name}
-    for owner in set(recording.exclude(engine="").values_list("engine", flat=True)) & alive:
-        if _died_here(owner):
+    beats = EngineHeartbeat.objects.all()
+    if take_from_silent:
+        beats = beats.filter(beat_at__gte=timezone.now() - timedelta(seconds=settings.ROBOTEST_HEARTBEAT_TIMEOUT))
+    alive = set(beats.values_list("name", flat=True)) | {name}
+    owners = dict(recording.values_list("pk", "engine"))
+    for owner in set(owners.values()) & alive:
+        if owner and _died_here(owner):
             alive.discard(owner)
-    free = list(recording.exclude(engine__in=alive).values_list("pk", flat=True))
-    # `engine` is tested again in the UPDATE's own WHERE, which PostgreSQL re-checks on the locked
-    # row: of two engines claiming one session at once, the second finds it taken.
-    RecordingSession.objects.filter(pk__in=free).exclude(engine__in=alive).update(engine=name)
+    mine = sum(1 for owner in owners.values() if owner == name)
+    share = math.ceil(len(owners) / len(alive))
+    free = sorted(pk for pk, owner in owners.items() if owner not in alive)[: max(0, share - mine)]
+    if free:
+        # `engine` is tested again in the UPDATE's own WHERE, which PostgreSQL re-checks on the
+        # locked row: of two engines claiming one session at once, the second finds it taken.
+        RecordingSession.objects.filter(pk__in=free).exclude(engine__in=alive).update(engine=name)
     rows = recording.filter(engine=name).values("id", "rig_id", "started_at", "stop_requested_at", "rates")
     return {
         row["id"]: {
@@ -372,10 +515,16 @@ def _session_sensors(session_id: int, rig_id: int) -> tuple[list[tuple], dict[st
     return [(name, sensor_type, rate_hz) for _, name, sensor_type, rate_hz in sensors], last
 
 
-def _beat(name: str, sessions: int) -> None:
+def _beat(name: str, sessions: int, buffered: int, lost: int) -> None:
     EngineHeartbeat.objects.update_or_create(
-        name=name, defaults={"pid": os.getpid(), "beat_at": timezone.now(), "sessions": sessions}
+        name=name,
+        defaults={"pid": os.getpid(), "beat_at": timezone.now(), "sessions": sessions, "buffered": buffered,
+                  "lost_readings": lost},
     )
+
+
+def _lost_add(session_id: int, count: int) -> None:
+    RecordingSession.objects.filter(pk=session_id).update(lost_readings=F("lost_readings") + count)
 
 
 def _unbeat(name: str) -> None:

@@ -41,6 +41,9 @@ class RecordingSession(models.Model):
     # Also the session's sequence counter: the pipeline takes positions from it under a row lock.
     reading_count = models.BigIntegerField(default=0)
     alert_count = models.IntegerField(default=0)
+    # Readings due that were never stored: dropped from a full engine buffer while the database
+    # was away, or beyond the engine's catch-up after it was down. More than 0 makes the verdict error.
+    lost_readings = models.BigIntegerField(default=0)
     verdict = models.CharField(max_length=8, choices=Verdict.choices, blank=True)
     summary_stats = models.JSONField(default=dict, blank=True)
     # Retention (manage.py prune_readings, docs/retention.md): a kept session's readings are never
@@ -158,6 +161,10 @@ class EngineHeartbeat(models.Model):
     pid = models.IntegerField()
     beat_at = models.DateTimeField()
     sessions = models.IntegerField(default=0)
+    # Readings simulated and not yet stored (the database was away), and those the engine dropped
+    # since it started because its buffer was full (`/health` shows both).
+    buffered = models.BigIntegerField(default=0)
+    lost_readings = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return self.name

@@ -143,7 +143,7 @@ def session_complete(*, session_id: int, publish: bool = True) -> RecordingSessi
         session.status = RecordingSession.Status.COMPLETED
         session.stopped_at = session.stop_requested_at or timezone.now()
         session.summary_stats = stats
-        session.verdict = _verdict(session_id, stats)
+        session.verdict = _verdict(session, stats)
         session.save(update_fields=["status", "stopped_at", "summary_stats", "verdict"])
         if publish:
             transaction.on_commit(partial(_publish_status, session_id))
@@ -331,10 +331,11 @@ def _delete_by_id_range(model: type[models.Model], session_id: int, chunk: int) 
     return removed
 
 
-def _verdict(session_id: int, stats: dict[str, dict]) -> str:
-    if any(s["count"] == 0 for s in stats.values()):
+def _verdict(session: RecordingSession, stats: dict[str, dict]) -> str:
+    # A sensor that produced nothing, or readings that were due and never stored: the record is incomplete.
+    if any(s["count"] == 0 for s in stats.values()) or session.lost_readings > 0:
         return RecordingSession.Verdict.ERROR
-    statuses = set(ValidationResult.objects.filter(session_id=session_id).values_list("status", flat=True).distinct())
+    statuses = set(ValidationResult.objects.filter(session_id=session.pk).values_list("status", flat=True).distinct())
     if ValidationResult.Status.ERROR in statuses:
         return RecordingSession.Verdict.FAIL
     if ValidationResult.Status.WARNING in statuses:

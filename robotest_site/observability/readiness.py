@@ -5,11 +5,14 @@ Each check answers a JSON-safe dict with a `status` of up, down or unknown, and 
 
 import asyncio
 import time
+from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
+from django.db.models import Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from sessions.models import EngineHeartbeat, RecordingSession
@@ -66,6 +69,11 @@ def worker() -> dict:
         needed = RecordingSession.objects.filter(
             status=RecordingSession.Status.RECORDING, rig__source="simulated"
         ).exists()
+        horizon = timezone.now() - timedelta(seconds=settings.ROBOTEST_HEARTBEAT_TIMEOUT)
+        # Over every live engine: readings waiting for the database, and dropped since each started.
+        totals = EngineHeartbeat.objects.filter(beat_at__gte=horizon).aggregate(
+            buffered=Coalesce(Sum("buffered"), 0), lost=Coalesce(Sum("lost_readings"), 0)
+        )
     except Exception as exc:
         return {"status": "unknown", "needed": True, "error": str(exc)[:200]}
     if beat is None:
@@ -79,4 +87,6 @@ def worker() -> dict:
         "last_heartbeat": beat.beat_at.timestamp(),
         "age_seconds": round(age, 3),
         "sessions": beat.sessions,
+        "buffered_readings": totals["buffered"],
+        "lost_readings": totals["lost"],
     }

@@ -41,6 +41,9 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-debug-only-key"
 
 DATABASES = {"default": config.database("DATABASE_URL", "sqlite:///data/robotest.sqlite3")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A server that does not answer is a 503 within seconds (robotest_site/api/unavailable.py), not a hung request.
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
 REDIS_URL = config.string("REDIS_URL")
 CSRF_TRUSTED_ORIGINS = config.string_list("CSRF_TRUSTED_ORIGINS", [])
 ROBOTEST_ADMIN_PASSWORD = config.string("ROBOTEST_ADMIN_PASSWORD")
@@ -51,6 +54,12 @@ if ROBOTEST_SIMULATOR_SEED is not None:
     ROBOTEST_SIMULATOR_SEED = config.integer("ROBOTEST_SIMULATOR_SEED", 0, minimum=0)
 # A worker whose heartbeat is older than this is considered gone.
 ROBOTEST_HEARTBEAT_TIMEOUT = config.number("ROBOTEST_HEARTBEAT_TIMEOUT", 5.0, positive=True)
+# While the database is away the engine keeps this many seconds of each session's readings (at its
+# rates) and drops the oldest beyond; a session that lost any has the verdict error (docs/operations.md).
+ROBOTEST_ENGINE_BUFFER_SECONDS = config.number("ROBOTEST_ENGINE_BUFFER_SECONDS", 60.0, positive=True)
+# A session taken over (or noticed) late has at most this much of its past simulated; the time
+# before stays a gap, counted in its lost readings.
+ROBOTEST_CATCH_UP_SECONDS = config.number("ROBOTEST_CATCH_UP_SECONDS", 3600.0, minimum=0.0)
 # What one live-feed client may send (docs/websocket.md "Limits"); what it receives is not limited.
 ROBOTEST_WS_MAX_MESSAGE_BYTES = config.integer("ROBOTEST_WS_MAX_MESSAGE_BYTES", 64 * 1024, minimum=1024)
 ROBOTEST_WS_MAX_MESSAGES_PER_SECOND = config.integer("ROBOTEST_WS_MAX_MESSAGES_PER_SECOND", 20, minimum=1)
@@ -70,6 +79,8 @@ ROBOTEST_LOG_FORMAT = config.choice(
 # client_max_body_size, above this, bounds that).
 ROBOTEST_INGEST_MAX_BYTES = config.integer("ROBOTEST_INGEST_MAX_BYTES", 4 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = ROBOTEST_INGEST_MAX_BYTES
+# The Retry-After of the 503 a request gets while the database cannot be reached.
+ROBOTEST_RETRY_AFTER_SECONDS = 5
 # API rate limits (robotest_site/api/throttling.py), as DRF rates: N/s, N/min, N/hour, N/day.
 ROBOTEST_INGEST_RATE = config.string("ROBOTEST_INGEST_RATE", "600/min")
 ROBOTEST_ANON_RATE = config.string("ROBOTEST_ANON_RATE", "300/min")
@@ -183,6 +194,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "robotest_site.api.unavailable.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: it turns a login its backend refused into the lock-out page.
     "axes.middleware.AxesMiddleware",
 ]

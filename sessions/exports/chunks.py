@@ -93,7 +93,7 @@ class CopyOut:
             with connection.cursor() as cursor:
                 for statement in self.setup:
                     cursor.execute(statement)
-                with cursor.cursor.copy(self.sql, self.params) as copy:
+                with connection.wrap_database_errors, cursor.cursor.copy(self.sql, self.params) as copy:
                     buffer = bytearray()
                     for data in copy:
                         buffer += data

@@ -24,6 +24,7 @@ def session_summary(session: RecordingSession) -> dict:
         "total_readings": session.reading_count,
         "session_duration": round(session.duration_seconds(), 6),
         "validation_alerts": session.alert_count,
+        "lost_readings": session.lost_readings,
         "verdict": session.verdict or None,
         "summary_stats": session.summary_stats,
     }

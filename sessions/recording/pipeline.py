@@ -98,7 +98,8 @@ class SessionRecorder:
 
 
 def readings_record(
-    *, recorder: SessionRecorder, items: Sequence[Item], until_stop: bool = False, source: str = "ingest"
+    *, recorder: SessionRecorder, items: Sequence[Item], until_stop: bool = False, source: str = "ingest",
+    owner: str | None = None,
 ) -> RecordResult:
     """Validate and store one batch of a recording session, all or nothing.
 
@@ -107,11 +108,13 @@ def readings_record(
     nothing is stored then. With `until_stop` (the engine), readings stamped after the stop
     instant are left out: a recorder that heard of the stop late still ends the session on time.
     `source` (simulator or ingest) labels the batch in the metrics, counted once it is committed.
+    An `owner` (an engine's name) stores only while the session is still that engine's: one that
+    lost it (its heartbeat expired and another engine took over) raises SessionNotRecording.
     """
     started = time.perf_counter()
     try:
         with transaction.atomic():
-            stop_at = _lock_session(recorder.session_id)
+            stop_at = _lock_session(recorder.session_id, owner)
             if stop_at is not None:
                 if not until_stop:
                     raise SessionNotRecording(f"session {recorder.session_id} is stopping")
@@ -138,17 +141,20 @@ def _by_time(item: Item) -> float:
     return item[1]
 
 
-def _lock_session(session_id: int) -> float | None:
+def _lock_session(session_id: int, owner: str | None) -> float | None:
     """Lock the session's row (writers of one session take turns); its stop instant, if stopping."""
     row = (
         RecordingSession.objects.select_for_update()
         .filter(pk=session_id, status=RecordingSession.Status.RECORDING)
-        .values_list("stop_requested_at", flat=True)
+        .values_list("stop_requested_at", "engine")
     )
     found = list(row)
     if not found:
         raise SessionNotRecording(f"session {session_id} is not recording")
-    return found[0].timestamp() if found[0] is not None else None
+    stop_at, engine = found[0]
+    if owner is not None and engine != owner:
+        raise SessionNotRecording(f"session {session_id} is recorded by engine {engine!r} now, not {owner!r}")
+    return stop_at.timestamp() if stop_at is not None else None
 
 
 def _take_positions(session_id: int, count: int) -> int:

@@ -110,7 +110,7 @@ def rollups_write(session_id: int, rows: Sequence[RollupRow]) -> None:
     table = ReadingRollup._meta.db_table
     if connection.vendor == "postgresql":
         columns = [list(column) for column in zip(*rows)]
-        with bound_cursor() as cursor:
+        with bound_cursor() as cursor, connection.wrap_database_errors:
             cursor.execute(_PG_UPSERT.format(table=table), [session_id, *columns])
         return
     with connection.cursor() as cursor:

@@ -61,7 +61,9 @@ def _copy_binary(rows: Sequence[Row]) -> None:
         append(text)
     parts.append(_COPY_TRAILER)
     sql = _COPY_SQL.format(table=Reading._meta.db_table)
-    with connection.cursor() as cursor:
+    # psycopg's own cursor under Django's: its errors are turned into Django's (DatabaseError and
+    # kin) here, as Django does for its own calls, so callers see one family of database errors.
+    with connection.cursor() as cursor, connection.wrap_database_errors:
         with cursor.cursor.copy(sql) as copy:
             copy.write(b"".join(parts))
 
@@ -128,7 +130,7 @@ def results_insert(session_id: int, rows: Sequence[ResultRow]) -> list[int]:
                 # float(): psycopg refuses a list that mixes ints and floats (an int brightness peak).
                 list(columns[6]), [float(p) for p in columns[7]], [_dumps(d) for d in columns[8]], list(columns[9]),
             ]
-            with bound_cursor() as bound:
+            with bound_cursor() as bound, connection.wrap_database_errors:
                 bound.execute(_PG_RESULTS_INSERT.format(table=table), params)
                 return [row[0] for row in bound.fetchall()]
         sql = _SQLITE_RESULTS_INSERT.format(table=table)
@@ -155,7 +157,7 @@ def results_update(rows: Sequence[tuple]) -> None:
             c = list(zip(*rows))
             params = [list(c[0]), list(c[1]), list(c[2]), [from_unix(t) for t in c[3]], list(c[4]),
                       [float(p) for p in c[5]], [_dumps(d) for d in c[6]], list(c[7])]
-            with bound_cursor() as bound:
+            with bound_cursor() as bound, connection.wrap_database_errors:
                 bound.execute(_PG_RESULTS_UPDATE.format(table=table), params)
             return
         cursor.executemany(

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -50,6 +51,8 @@ APP_VARIABLES = (
     "DATA_EXPORT_PATH", "ALLOWED_HOSTS", "SECRET_KEY", "DATABASE_URL", "REDIS_URL",
     "CSRF_TRUSTED_ORIGINS", "ROBOTEST_ADMIN_PASSWORD", "ROBOTEST_PUBLIC_READ",
     "ROBOTEST_SIMULATOR_SEED", "ROBOTEST_HEARTBEAT_TIMEOUT", "ROBOTEST_HTTPS", "ROBOTEST_HSTS_SECONDS",
+    "ROBOTEST_ENGINE_BUFFER_SECONDS", "ROBOTEST_CATCH_UP_SECONDS", "ROBOTEST_DB_CONNECT_TIMEOUT",
+    "ROBOTEST_DB_STATEMENT_TIMEOUT",
 )
 
 CSV_COLUMNS = ["timestamp", "sensor_type", "value", "datetime", "session_time", "session_id", "sensor"]
@@ -508,6 +511,27 @@ def assert_seq_contiguous(rows: list[Row], reading_count: int) -> None:
         f"missing {sorted(set(range(1, reading_count + 1)) - set(seqs))[:10]}, "
         f"duplicates {[s for s, n in Counter(seqs).items() if n > 1][:10]}"
     )
+
+
+def assert_simulated_exactly(rows: list[Row], *, session_id: int, t0: float, until: float, seed: int | None = None) -> None:
+    """Every sensor stored exactly the samples due from the start to `until`, with the values an
+    independent simulation of the session gives: nothing missing, nothing twice, nothing invented."""
+    from sensors.simulators import session_seed_key, simulator_for
+
+    grouped = by_sensor(rows)
+    for sensor, rate in RATES.items():
+        key = session_seed_key(seed, session_id=session_id, sensor=sensor, started_at=t0)
+        expected = simulator_for(sensor, rate_hz=rate, t0=t0, rng=random.Random(), seed_key=key).due(until)
+        stored = grouped.get(sensor, [])
+        stored_us = Counter(round(row.timestamp * 1_000_000) for row in stored)
+        expected_us = Counter(round(ts * 1_000_000) for ts, _ in expected)
+        assert stored_us == expected_us, (
+            f"{sensor}: {len(stored)} stored, {len(expected)} due from the start to {until:.6f}; "
+            f"{_diff(stored_us, expected_us)}"
+        )
+        wrong = [(row.timestamp, row.value, value) for row, (_, value) in zip(stored, expected, strict=True)
+                 if row.value != value]
+        assert not wrong, f"{sensor}: {len(wrong)} values differ from the simulation, first {wrong[:3]}"
 
 
 def reading_key(sensor: str, timestamp: float, value: object) -> tuple:

@@ -93,10 +93,14 @@ class PrivatePostgres:
         return [postmaster, *map(int, children)]
 
     def limit_file_size(self, size: int | None) -> None:
-        """Set RLIMIT_FSIZE on every server process (`None`: unlimited): a file cannot grow past it, as on a full disk."""
+        """Set the soft RLIMIT_FSIZE of every server process (`None`: lift it): no file grows past it, as on a full disk.
+
+        Only the soft limit, and as the server's own user: without CAP_SYS_RESOURCE (containers)
+        a lowered hard limit could never be raised again, nor another user's limit be changed.
+        """
         value = "unlimited" if size is None else str(size)
         for pid in self.pids():
-            subprocess.run(["prlimit", f"--pid={pid}", f"--fsize={value}"], capture_output=True, check=False)
+            _as_postgres(["prlimit", f"--pid={pid}", f"--fsize={value}:unlimited"])
 
     @property
     def admin_dsn(self) -> str:

@@ -15,6 +15,7 @@ from sensors.simulators import (
     has_simulator,
     rate_for,
     rng_for,
+    seed_key_for,
     simulator_for,
     start_index,
 )
@@ -287,3 +288,30 @@ def test_start_n_continues_the_numbering_where_a_stopped_simulator_left_off():
     after = second.due(START + 20.0)
     assert [f["image_id"] for _, f in before + after] == list(range(1001, 1001 + 101))
     assert [ts for ts, _ in before + after] == [START + n / 5.0 for n in range(101)]
+
+
+@pytest.mark.parametrize("sensor_type", ["force", "motor", "camera"])
+@pytest.mark.parametrize("start_n", [0, 1, 999, 1000, 1001, 2500])
+def test_with_a_seed_key_a_simulator_started_anywhere_gives_the_values_of_one_that_ran_from_the_start(sensor_type, start_n):
+    # A worker that takes over a killed one's session starts its simulators at the first sample
+    # not stored: the samples it simulates must be those the killed worker would have stored.
+    key = seed_key_for(42, 7, sensor_type)
+    whole = simulator_for(sensor_type, rate_hz=100.0, t0=START, rng=random.Random(), seed_key=key).due(START + 35.0)
+    # Asked in uneven steps, so block boundaries fall inside and between calls.
+    resumed = simulator_for(sensor_type, rate_hz=100.0, t0=START, rng=random.Random(), start_n=start_n, seed_key=key)
+    later = []
+    for seconds in (0.026, 14.0, 19.98, 35.0):
+        later += resumed.due(START + seconds)
+    assert later == whole[start_n:]
+    assert len(whole) == 3501
+
+
+def test_seed_keys_of_other_sensors_or_seeds_give_other_values():
+    def values(key):
+        return [v for _, v in simulator_for("motor", rate_hz=10.0, t0=START, rng=random.Random(), seed_key=key).due(START + 10)]
+
+    base = values(seed_key_for(42, 7, "motor"))
+    assert base == values(seed_key_for(42, 7, "motor"))
+    assert base != values(seed_key_for(42, 8, "motor"))
+    assert base != values(seed_key_for(43, 7, "motor"))
+    assert seed_key_for(None, 7, "motor") is None
