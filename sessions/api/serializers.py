@@ -48,7 +48,7 @@ class RecordingSessionSerializer(serializers.ModelSerializer):
         model = RecordingSession
         fields = [
             "id", "rig", "name", "description", "operator", "status", "started_at", "stopped_at",
-            "duration_seconds", "reading_count", "alert_count", "verdict", "summary_stats",
+            "duration_seconds", "reading_count", "lost_readings", "alert_count", "verdict", "summary_stats",
         ]
         read_only_fields = fields
 
