@@ -55,7 +55,7 @@ def status_event(summary: dict) -> dict:
 # During a Redis outage every event would otherwise cost a connection attempt and a traceback
 # (a hundred a second from one busy session); what is dropped reaches clients as a `lag` frame
 # naming its sequence positions (hub.py), and the database holds it.
-PAUSE_SECONDS = 1.0
+PAUSE_SECONDS = 0.5
 
 
 @dataclass
@@ -94,7 +94,7 @@ async def publish(layer, session_id: int, event: dict) -> None:
             _outages[layer] = _Outage(since=now, retry_at=now + PAUSE_SECONDS)
             logger.warning(
                 "could not publish %s of session %s; live events are dropped until the channel layer answers "
-                "(tried every %.0f s)", event.get("type"), session_id, PAUSE_SECONDS, exc_info=True,
+                "(tried every %g s)", event.get("type"), session_id, PAUSE_SECONDS, exc_info=True,
             )
         else:
             outage.unsent += 1

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 # channels_redis forgets group members after its group_expiry (a day by default): renew well before.
 RENEW_SECONDS = 600.0
 # After a layer fault (Redis restarting), wait this long before listening again.
-RETRY_SECONDS = 1.0
+RETRY_SECONDS = 0.5
 
 
 class Member(Protocol):
@@ -66,7 +66,7 @@ class LiveHub:
                 except Exception:
                     # Redis is down: the client is still welcome, and gets readings once it is back.
                     failing_since = time.monotonic()
-                    logger.warning("live feed: could not join the live group; trying again every %.0f s",
+                    logger.warning("live feed: could not join the live group; trying again every %g s",
                                    RETRY_SECONDS, exc_info=True)
                 self._last_seq.clear()
                 self._task = asyncio.create_task(self._run(self.channel, failing_since), name="live-hub")
@@ -105,7 +105,7 @@ class LiveHub:
                 joined = False
                 if failing_since is None:
                     failing_since = time.monotonic()
-                    logger.warning("live feed: the channel layer failed; trying again every %.0f s", RETRY_SECONDS,
+                    logger.warning("live feed: the channel layer failed; trying again every %g s", RETRY_SECONDS,
                                    exc_info=True)
                 else:
                     # One line per outage, not one per attempt (a Redis restart is a known, passing fault).
