@@ -211,10 +211,12 @@ class IngestKey(models.Model):
 
 
 class ReadingRollup(models.Model):
-    """Count, sum, min and max of one sensor's numbers (or one numeric field of its objects) over one second.
+    """Count, sum, min and max of one sensor's numbers (or one numeric field of its objects) over one cell of time.
 
-    Kept by the pipeline as it writes (sessions/rollups.py): aggregates over whole seconds read these
-    rows, a thousand times fewer than the readings at 1 kHz. `field` is '' for scalar values.
+    Kept by the pipeline as it writes (sessions/recording/rollups.py), at several resolutions
+    (10 ms, 100 ms, 1 s, 10 s, 1 min): aggregates read the coarsest cells that fit their buckets,
+    far fewer rows than the readings. `field` is '' for scalar values. Every resolution holds every
+    number once, so a sum over the rows of one resolution is the session's.
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -226,19 +228,26 @@ class ReadingRollup(models.Model):
         "sensors.Sensor", on_delete=models.PROTECT, related_name="rollups", db_index=False, db_constraint=False
     )
     field = models.CharField(max_length=64, blank=True)
-    # Unix seconds of the second's start: integer buckets add up the same way on every database.
+    # The cell's length in microseconds; rows from before resolutions (migration 0013) are seconds.
+    resolution = models.IntegerField()
+    # The cell's index from the epoch, floor(Unix µs / resolution) (Unix seconds at 1 s): integer
+    # cells add up the same way on every database.
     bucket = models.BigIntegerField()
     count = models.BigIntegerField()
     sum = models.FloatField()
     min = models.FloatField()
     max = models.FloatField()
 
+    SECOND = 1_000_000
+
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["session", "sensor", "field", "bucket"], name="rollup_session_sensor_second"),
+            models.UniqueConstraint(
+                fields=["session", "sensor", "field", "resolution", "bucket"], name="rollup_session_sensor_cell"
+            ),
         ]
-        # Aggregates without a session (hours_back) pick a sensor's seconds across its sessions.
-        indexes = [models.Index(fields=["sensor", "field", "bucket"], name="rollup_sensor_second")]
+        # Aggregates without a session (hours_back) pick a sensor's cells across its sessions.
+        indexes = [models.Index(fields=["sensor", "field", "resolution", "bucket"], name="rollup_sensor_cell")]
 
     def __str__(self) -> str:
-        return f"{self.session_id}/{self.sensor_id}/{self.field}@{self.bucket}"
+        return f"{self.session_id}/{self.sensor_id}/{self.field}@{self.bucket}x{self.resolution}us"

@@ -16,6 +16,7 @@ from sessions.api.lookups import rig_or_404, session_param
 from sessions.models import RecordingSession
 from sessions.reads import aggregates
 from sessions.recording.expressions import FIELD_NAME
+from sessions.recording.rollups import FINEST, RESOLUTIONS
 
 US = aggregates.US
 MAX_POINTS = 10_000
@@ -46,7 +47,8 @@ class AggregatedReadingsView(APIView):
     """Count, average, min and max of a sensor's (or a sensor type's) numbers per time bucket.
 
     Buckets are `interval_seconds` long, or as short as lets at most `max_points` of them cover
-    the range; they are aligned to the Unix epoch and empty ones are left out. The range is the
+    the range, rounded up to whole cells of the rollups (10 ms to 1 min; at most a tenth, whole
+    seconds from a second up) so the rollups can answer; they are aligned to the Unix epoch and empty ones are left out. The range is the
     last `hours_back` hours (default 1, to the end of the current second), `start_time` /
     `end_time` (both inclusive; an open end is now, or with a session the session's last
     reading), or a whole session; `session` also narrows any range to that session's readings. With `max_points` and a session's open-ended range, the range is the whole
@@ -199,7 +201,7 @@ def _micros(moment) -> int:
 
 
 def _interval_for(max_points: int, scope: dict, start_us: int | None, stop_us: int | None) -> int | None:
-    """The shortest interval (whole seconds from a second up, else µs) whose buckets over the range number at most max_points."""
+    """The shortest interval (in whole rollup cells, see _round_up) whose buckets over the range number at most max_points."""
     if start_us is None or stop_us is None:
         extent = aggregates.data_extent(**scope, start_us=start_us, stop_us=stop_us)
         if extent is None:
@@ -227,7 +229,14 @@ def _interval_for(max_points: int, scope: dict, start_us: int | None, stop_us: i
 
 
 def _round_up(interval_us: int) -> int:
-    return interval_us if interval_us < US else -(-interval_us // US) * US
+    """Up to whole rollup cells no longer than a tenth of it (whole seconds from a second up), so the
+    rollups answer with at most a few dozen cells a bucket; under the finest cell, µs (the readings answer)."""
+    if interval_us < FINEST:
+        return interval_us
+    unit = max((r for r in RESOLUTIONS if 10 * r <= interval_us), default=FINEST)
+    if interval_us >= US:
+        unit = max(unit, US)
+    return -(-interval_us // unit) * unit
 
 
 def _seconds(interval_us: int) -> float | int:

@@ -5,13 +5,15 @@ floor(t / interval) * interval. Time ranges are half-open here, [start_us, stop_
 Unix microseconds (the readings' resolution); None leaves a side unbounded.
 
 Two ways to the same answer:
-- whole-second intervals sum the per-second rollups (sessions/rollups.py) into the buckets, and
-  take the partial seconds at the range's edges from the readings themselves, so counts stay exact
+- an interval that is a multiple of the finest rollup resolution (10 ms, sessions/recording/rollups.py)
+  sums rollup cells into the buckets: inside the range the cells of the coarsest resolution that
+  divides the interval (each lies in one bucket), at the range's edges finer cells down to 10 ms,
+  and the partial 10 ms at its very ends from the readings themselves, so counts stay exact
   whatever the range;
-- sub-second intervals bin the readings themselves: `date_bin` on PostgreSQL, the same arithmetic
+- any other interval bins the readings themselves: `date_bin` on PostgreSQL, the same arithmetic
   on SQLite's text timestamps.
 Counts, minima and maxima are the same either way; averages may differ in the last bits (sums
-added in another order).
+added in another order), and are the same to the bit when every partial sum is exact in a double.
 """
 
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from django.db.models import Max, Min, Q, QuerySet
 
 from sessions.models import Reading, ReadingRollup
 from sessions.recording.expressions import JsonNumber
+from sessions.recording.rollups import FINEST, RESOLUTIONS, SECOND, sqlite_micros
 
 US = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -51,21 +54,19 @@ def readings_aggregate(
 ) -> list[Bucket]:
     """Non-empty buckets of the sensors' numbers (or of `field` of their objects), in time order.
 
-    `source`: "auto" (rollups when the interval is whole seconds), or "raw" (always the readings).
-    Without a session, an unbounded range would read every session: callers bound it.
+    `source`: "auto" (rollups when the interval is a multiple of the finest resolution), or "raw"
+    (always the readings). Without a session, an unbounded range would read every session: callers bound it.
     """
     if not sensor_ids:
         return []
-    if source == "auto" and interval_us % US == 0:
-        rows = _from_rollups(sensor_ids, field, session_id, start_us, stop_us, interval_us // US)
-        scale = US
+    if source == "auto" and interval_us % FINEST == 0:
+        rows = _from_rollups(sensor_ids, field, session_id, start_us, stop_us, interval_us)
     else:
         rows = _from_readings(sensor_ids, field, session_id, start_us, stop_us, interval_us)
-        scale = 1
     return [
         Bucket(
-            start=bucket * scale / US,
-            end=(bucket * scale + interval_us) / US,
+            start=bucket / US,
+            end=(bucket + interval_us) / US,
             count=count,
             average=total / count,
             min=low,
@@ -80,7 +81,7 @@ def data_extent(
     start_us: int | None = None, stop_us: int | None = None,
 ) -> tuple[int, int] | None:
     """The whole seconds [first, last + 1) in µs that hold the sensors' numbers within the range; None if none."""
-    rollups = _rollups(sensor_ids, field, session_id)
+    rollups = _rollups(sensor_ids, field, session_id).filter(resolution=SECOND)
     if start_us is not None:
         rollups = rollups.filter(bucket__gte=start_us // US)
     if stop_us is not None:
@@ -97,7 +98,7 @@ def fields_present(*, sensor_ids: list[int], session_id: int | None = None) -> l
 
 
 def has_field(*, sensor_ids: list[int], field: str, session_id: int | None = None) -> bool:
-    return _rollups(sensor_ids, field, session_id).exists()
+    return _rollups(sensor_ids, field, session_id).filter(resolution=SECOND).exists()
 
 
 def _rollups(sensor_ids: list[int], field: str | None, session_id: int | None) -> QuerySet:
@@ -119,7 +120,7 @@ def _numbers(
     else:
         # The readings' index leads with the session: find the sessions from the rollups (which
         # hold a row for every second with a number in it), so no query scans the whole table.
-        seconds = ReadingRollup.objects.filter(sensor_id__in=sensor_ids, field=field)
+        seconds = ReadingRollup.objects.filter(sensor_id__in=sensor_ids, field=field, resolution=SECOND)
         span = Q()
         for lo, hi in ranges:
             span |= _span(Q(), "bucket", None if lo is None else lo // US, None if hi is None else -(-hi // US))
@@ -157,7 +158,7 @@ def _from_readings(sensor_ids, field, session_id, start_us, stop_us, interval_us
         bucket = "date_bin(%s, x.timestamp, TIMESTAMPTZ '1970-01-01 00:00:00+00')"
         head = [timedelta(microseconds=interval_us)]
     else:
-        bucket = f"({_sqlite_us('x.timestamp')} / %s) * %s"
+        bucket = f"({sqlite_micros('x.timestamp')} / %s) * %s"
         head = [interval_us, interval_us]
     sql = (
         f"SELECT {bucket} AS b, count(*), sum(x.v), min(x.v), max(x.v) FROM ({inner}) AS x GROUP BY b ORDER BY b"
@@ -170,52 +171,70 @@ def _from_readings(sensor_ids, field, session_id, start_us, stop_us, interval_us
     return rows
 
 
-def _sqlite_us(column: str) -> str:
-    # Django keeps SQLite times as naive UTC text, "YYYY-MM-DD HH:MM:SS[.ffffff]".
-    return (
-        f"(CAST(strftime('%%s', {column}) AS INTEGER) * 1000000"
-        f" + CASE WHEN length({column}) > 19 THEN CAST(substr({column}, 21, 6) AS INTEGER) ELSE 0 END)"
-    )
-
-
-def _from_rollups(sensor_ids, field, session_id, start_us, stop_us, interval_s) -> list[tuple]:
-    # Whole seconds inside the range come from the rollups; the partial seconds at its edges
-    # (a start inside a second, an end that is not on a second) from the readings.
-    first = None if start_us is None else -(-start_us // US)
-    last = None if stop_us is None else stop_us // US
-    edges = []
-    if first is not None and last is not None and first >= last:
-        edges.append((start_us, stop_us))  # within one second, or across one boundary only
-        first = last = None
-        whole = None
-    else:
-        whole = _span(Q(), "bucket", first, last)
-        if start_us is not None and start_us < first * US:
-            edges.append((start_us, first * US))
-        if stop_us is not None and last * US < stop_us:
-            edges.append((last * US, stop_us))
+def _from_rollups(sensor_ids, field, session_id, start_us, stop_us, interval_us) -> list[tuple]:
+    """(bucket start µs, count, sum, min, max) from the cells that tile the range, the readings at its ends."""
+    levels = [r for r in RESOLUTIONS if interval_us % r == 0]
+    cells, ends = _tiles(start_us, stop_us, levels)
     parts = []
     params: list = []
-    if whole is not None:
-        rollup_sql, rollup_params = _sql(
-            _rollups(sensor_ids, field, session_id).filter(whole).values("bucket", "count", "sum", "min", "max")
+    for resolution, first, stop in cells:
+        span = _span(Q(resolution=resolution), "bucket", first, stop)
+        cell_sql, cell_params = _sql(
+            _rollups(sensor_ids, field, session_id).filter(span).values("bucket", "count", "sum", "min", "max")
         )
-        parts.append(f"SELECT r.bucket AS b, r.count AS n, r.sum AS s, r.min AS lo, r.max AS hi FROM ({rollup_sql}) AS r")
-        params.extend(rollup_params)
-    if edges:
-        edge_sql, edge_params = _sql(_numbers(sensor_ids, field, session_id, edges))
-        second = (
-            "floor(extract(epoch FROM e.timestamp))::bigint"
-            if connection.vendor == "postgresql"
-            else "CAST(strftime('%%s', e.timestamp) AS INTEGER)"
+        # A cell's bucket: its start (µs) floored to the interval; cells never straddle buckets.
+        parts.append(
+            f"SELECT (r.bucket * %s) / %s AS b, r.count AS n, r.sum AS s, r.min AS lo, r.max AS hi FROM ({cell_sql}) AS r"
         )
-        parts.append(f"SELECT {second} AS b, 1 AS n, e.v AS s, e.v AS lo, e.v AS hi FROM ({edge_sql}) AS e")
-        params.extend(edge_params)
+        params.extend([resolution, interval_us, *cell_params])
+    for lo, hi in ends:
+        # Less than one finest cell, so inside one bucket, known here.
+        end_sql, end_params = _sql(_numbers(sensor_ids, field, session_id, [(lo, hi)]))
+        parts.append(
+            f"SELECT %s AS b, count(*) AS n, sum(e.v) AS s, min(e.v) AS lo, max(e.v) AS hi FROM ({end_sql}) AS e"
+        )
+        params.extend([lo // interval_us, *end_params])
+    if not parts:
+        return []
     sql = (
-        "SELECT (u.b / %s) * %s AS bucket, sum(u.n), sum(u.s), min(u.lo), max(u.hi) FROM ("
+        "SELECT u.b AS bucket, sum(u.n), sum(u.s), min(u.lo), max(u.hi) FROM ("
         + " UNION ALL ".join(parts)
-        + ") AS u GROUP BY bucket ORDER BY bucket"
+        + ") AS u GROUP BY u.b HAVING sum(u.n) > 0 ORDER BY u.b"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [interval_s, interval_s, *params])
-        return [(int(b), int(n), float(s), float(lo), float(hi)) for b, n, s, lo, hi in cursor.fetchall()]
+        cursor.execute(sql, params)
+        return [
+            (int(b) * interval_us, int(n), float(s), float(lo), float(hi)) for b, n, s, lo, hi in cursor.fetchall()
+        ]
+
+
+def _tiles(
+    start_us: int | None, stop_us: int | None, levels: list[int]
+) -> tuple[list[tuple[int, int | None, int | None]], list[tuple[int, int]]]:
+    """Cover [start_us, stop_us) with whole cells, coarsest inside, finer toward the ends.
+
+    Returns the cells as (resolution, first cell, stop cell) (None: unbounded) and the µs ranges
+    left at the ends, each inside one cell of levels[0] (the finest) and so inside one bucket.
+    """
+    cells = []
+    rest: list[tuple[int | None, int | None]] = [(start_us, stop_us)]
+    for resolution in reversed(levels):
+        uncovered = []
+        for lo, hi in rest:
+            first = None if lo is None else -(-lo // resolution)
+            stop = None if hi is None else hi // resolution
+            if first is not None and stop is not None and first >= stop:
+                uncovered.append((lo, hi))  # no whole cell of this size inside
+                continue
+            cells.append((resolution, first, stop))
+            if lo is not None and lo < first * resolution:
+                uncovered.append((lo, first * resolution))
+            if hi is not None and stop * resolution < hi:
+                uncovered.append((stop * resolution, hi))
+        rest = uncovered
+    ends = []
+    for lo, hi in rest:
+        # Shorter than a finest cell, or (none fits inside) than two: cut where one starts.
+        cut = -(-lo // levels[0]) * levels[0]
+        ends.extend([(lo, cut), (cut, hi)] if lo < cut < hi else [(lo, hi)])
+    return cells, ends

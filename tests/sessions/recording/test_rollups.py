@@ -1,21 +1,35 @@
-"""The per-second rollups the pipeline keeps: what they hold, and that they go with their readings."""
+"""The rollups the pipeline keeps at each resolution: what they hold, and that they go with their readings."""
 
 import math
+import random
 
 import pytest
 
 from sessions.models import ReadingRollup
-from sessions.recording.rollups import rollup_rebuild
+from sessions.recording.rollups import RESOLUTIONS, SECOND, rollup_rebuild
 from tests.conftest import T0, ft6_value
 
 pytestmark = pytest.mark.django_db
 
+US = 1_000_000
 
-def rollups(session_id: int) -> dict[tuple, tuple]:
+
+def rollups(session_id: int, resolution: int = SECOND) -> dict[tuple, tuple]:
     return {
         (r.sensor.name, r.field, r.bucket): (r.count, r.sum, r.min, r.max)
-        for r in ReadingRollup.objects.filter(session_id=session_id).select_related("sensor")
+        for r in ReadingRollup.objects.filter(session_id=session_id, resolution=resolution).select_related("sensor")
     }
+
+
+def cells(batch: list[dict], resolution: int) -> dict[tuple, tuple]:
+    """The rollups as they should be, summed here from the readings sent."""
+    acc: dict[tuple, list] = {}
+    for r in batch:
+        values = r["value"] if isinstance(r["value"], dict) else {"": r["value"]}
+        for field, v in values.items():
+            if type(v) in (int, float):
+                acc.setdefault((r["sensor"], field, round(r["timestamp"] * US) // resolution), []).append(float(v))
+    return {key: (len(vs), math.fsum(vs), min(vs), max(vs)) for key, vs in acc.items()}
 
 
 def close(a: dict, b: dict) -> bool:
@@ -66,6 +80,47 @@ def test_rebuilding_from_the_readings_gives_what_the_pipeline_kept(ingest, bench
 
     assert close(rollups(bench_session), kept)
     assert sum(n for (name, field, _), (n, *_) in kept.items() if name == "fz") == 600
+    for resolution in RESOLUTIONS:
+        assert close(rollups(bench_session, resolution), cells(batch, resolution)), resolution
+
+
+def test_every_resolution_holds_each_number_once_in_its_cell(ingest, bench_session):
+    # Values in sixteenths: every sum is exact in a double, whatever the order it is added in.
+    rng = random.Random(5)
+    batch = [
+        {"sensor": "fz", "timestamp": round(T0 + rng.uniform(0, 130), 6), "value": rng.randint(-800, 1600) / 16}
+        for _ in range(3000)
+    ] + [
+        {"sensor": "ft6", "timestamp": round(T0 + rng.uniform(0, 70), 6), "value": {**ft6_value(i), "fz": rng.randint(0, 960) / 16}}
+        for i in range(500)
+    ]
+    for part in (batch[:1700], batch[1700:]):  # the second batch adds to cells the first left
+        assert ingest(bench_session, part).status_code == 201
+
+    for resolution in RESOLUTIONS:
+        held = rollups(bench_session, resolution)
+        assert held == cells(batch, resolution), resolution
+        assert sum(n for (name, field, _), (n, *_) in held.items() if name == "fz") == 3000
+
+
+def test_a_reading_on_a_cell_edge_goes_to_the_later_cell(ingest, bench_session):
+    minute = int(T0) + 40  # a multiple of 60
+    offsets = [-0.01, 0.0, 0.009999, 0.01, 0.1, 1.0]
+    batch = [{"sensor": "fz", "timestamp": minute + dt, "value": float(i)} for i, dt in enumerate(offsets)]
+    assert ingest(bench_session, batch).status_code == 201
+
+    assert minute % 60 == 0
+    assert rollups(bench_session, 60 * US) == {
+        ("fz", "", minute // 60 - 1): (1, 0.0, 0.0, 0.0), ("fz", "", minute // 60): (5, 15.0, 1.0, 5.0),
+    }
+    hundredths = minute * 100
+    assert rollups(bench_session, 10_000) == {
+        ("fz", "", hundredths - 1): (1, 0.0, 0.0, 0.0),
+        ("fz", "", hundredths): (2, 3.0, 1.0, 2.0),
+        ("fz", "", hundredths + 1): (1, 3.0, 3.0, 3.0),
+        ("fz", "", hundredths + 10): (1, 4.0, 4.0, 4.0),
+        ("fz", "", hundredths + 100): (1, 5.0, 5.0, 5.0),
+    }
 
 
 def test_a_reset_takes_the_rollups_with_the_readings(staff_client, ingest, bench_session):
@@ -85,7 +140,7 @@ def test_deleting_a_session_takes_its_rollups(staff_client, ingest, bench_sessio
     assert staff_client.delete(f"/api/v1/sessions/{bench_session}/").status_code == 204
 
     assert not ReadingRollup.objects.filter(session_id=bench_session).exists()
-    assert ReadingRollup.objects.filter(session_id=other).count() == 1
+    assert ReadingRollup.objects.filter(session_id=other).count() == len(RESOLUTIONS)
 
 
 def test_a_batch_that_is_refused_leaves_no_rollups(ingest, bench_session):
