@@ -4,6 +4,7 @@ A per-item DRF serializer costs tens of microseconds a reading; this plain loop 
 the tens of thousands of readings per second, and still names every bad item's index and field.
 """
 
+import json
 import math
 import threading
 from collections.abc import Callable
@@ -20,6 +21,10 @@ MAX_ERRORS = 100
 _FIELDS = frozenset(("sensor", "timestamp", "value"))
 # Integers beyond a double's range cannot be validated or aggregated: they take the slow path's 400.
 _BIG = 2**1023
+# How deep an object value may nest: deeper ones are junk, and would exhaust the checks' recursion.
+MAX_DEPTH = 32
+# How much of a bad value an error message quotes.
+_QUOTED = 60
 
 
 class BatchError(Exception):
@@ -29,6 +34,48 @@ class BatchError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
+
+
+def batch_loads(raw: bytes) -> object:
+    """The request body as JSON; BatchError naming what is wrong: not UTF-8, not JSON, NaN or
+    Infinity, a name twice in one object (which would silently keep the last)."""
+    if not raw.strip():
+        raise BatchError("the body is empty: send a JSON list of readings {sensor, timestamp, value}")
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise BatchError("the body starts with a byte order mark (BOM): send UTF-8 JSON without one")
+    try:
+        return json.loads(raw, parse_constant=_no_constant, object_pairs_hook=_unique_names)
+    except json.JSONDecodeError as exc:
+        raise BatchError(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except UnicodeDecodeError as exc:
+        raise BatchError(f"the body is not UTF-8 JSON: {exc.reason} at byte {exc.start}") from None
+    except RecursionError:
+        raise BatchError("the body's JSON is nested too deeply") from None
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):
+            raise BatchError("the body holds an integer of more than 4300 digits") from None
+        raise BatchError(f"the body is not valid JSON: {exc}") from None
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number (send finite numbers)")
+
+
+def _unique_names(pairs: list[tuple[str, object]]) -> dict:
+    item = dict(pairs)
+    if len(item) != len(pairs):
+        seen: set[str] = set()
+        twice = next(name for name, _ in pairs if name in seen or seen.add(name))
+        raise ValueError(f"the name {_quote(twice)} appears twice in one object")
+    return item
+
+
+def _quote(value: object) -> str:
+    """`repr` of a client's value, cut short: a message names it, it need not echo a megabyte back."""
+    if isinstance(value, dict | list):
+        return "an object" if isinstance(value, dict) else "a list"
+    text = repr(value)
+    return text if len(text) <= _QUOTED else f"{text[:_QUOTED]}… ({len(text)} characters)"
 
 
 def batch_parse(data: object, *, sensors: dict[str, object]) -> list[Item]:
@@ -72,28 +119,43 @@ def batch_parse(data: object, *, sensors: dict[str, object]) -> list[Item]:
 def _check_item(index: int, item: dict, sensors, errors: list[dict], append) -> None:
     found = len(errors)
     for name in sorted(set(item) - _FIELDS):
-        errors.append({"index": index, "field": name, "message": "unknown field (expected sensor, timestamp, value)"})
+        errors.append(
+            {"index": index, "field": _field_name(name), "message": "unknown field (expected sensor, timestamp, value)"}
+        )
     for name in ("sensor", "timestamp", "value"):
         if name not in item:
             errors.append({"index": index, "field": name, "message": "this field is required"})
     sensor = item.get("sensor")
     if "sensor" in item and (type(sensor) is not str or sensor not in sensors):
         known = ", ".join(sorted(sensors)) or "none"
-        errors.append({"index": index, "field": "sensor", "message": f"no sensor {sensor!r} on this rig (it has: {known})"})
+        errors.append(
+            {"index": index, "field": "sensor", "message": f"no sensor {_quote(sensor)} on this rig (it has: {known})"}
+        )
     ts: float | None = None
     if "timestamp" in item:
         try:
             ts = _unix(item["timestamp"])
         except ValueError as exc:
-            errors.append({"index": index, "field": "timestamp", "message": str(exc)})
+            errors.append({"index": index, "field": "timestamp", "message": _cut(str(exc))})
     value = item.get("value")
     if "value" in item and not _is_value(value):
         errors.append(
             {"index": index, "field": "value",
-             "message": "must be a finite number or a JSON object (numbers within a double's range, text without NUL)"}
+             "message": "must be a finite number or a JSON object (numbers within a double's range, text without NUL, "
+                        f"nested at most {MAX_DEPTH} deep)"}
         )
     if len(errors) == found:
         append((sensor, ts, value))
+
+
+def _field_name(name: str) -> str:
+    """An unknown field's name as the answer can carry it: cut short, a lone surrogate escaped."""
+    name = name if len(name) <= _QUOTED else f"{name[:_QUOTED]}…"
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _cut(message: str) -> str:
+    return message if len(message) <= 4 * _QUOTED else f"{message[:4 * _QUOTED]}…"
 
 
 def _unix(raw: object) -> float:
@@ -111,9 +173,10 @@ def _is_value(value: object) -> bool:
     return False
 
 
-def _storable(value: object) -> bool:
+def _storable(value: object, depth: int = 0) -> bool:
     """Whether the database can store and aggregate it: no NaN or infinity, no number beyond a
-    double, no NUL or lone surrogate in a string (PostgreSQL's jsonb refuses them)."""
+    double, no NUL or lone surrogate in a string (PostgreSQL's jsonb refuses them), at most
+    MAX_DEPTH levels of objects and lists."""
     if isinstance(value, bool) or value is None:
         return True
     if isinstance(value, int | float):
@@ -123,10 +186,12 @@ def _storable(value: object) -> bool:
             return False
     if isinstance(value, str):
         return _clean_text(value)
+    if depth >= MAX_DEPTH:
+        return False
     if isinstance(value, dict):
-        return all(_clean_text(k) and _storable(v) for k, v in value.items())
+        return all(_clean_text(k) and _storable(v, depth + 1) for k, v in value.items())
     if isinstance(value, list):
-        return all(_storable(v) for v in value)
+        return all(_storable(v, depth + 1) for v in value)
     return False
 
 
