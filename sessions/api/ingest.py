@@ -29,12 +29,11 @@ def ingest_response(request, session_id: int) -> Response:
         # body is the 413 of robotest_site/api/errors.py.
         raw = request.body
         digest = hashlib.sha256(raw).hexdigest() if key else ""
-        data = _batch_data(request, raw)
         if key:
             replay = services.ingest_replay(session=session, key=key, digest=digest)
             if replay is not None:
                 return _answer(replay)
-        answer = services.readings_ingest(session=session, data=data, key=key or "", digest=digest)
+        answer = services.readings_ingest(session=session, data=_batch_data(request, raw), key=key or "", digest=digest)
     except BatchError as exc:
         return Response({"detail": exc.detail, "errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
     except services.IngestRefused as exc:

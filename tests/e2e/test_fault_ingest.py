@@ -15,8 +15,15 @@ import secrets
 import pytest
 import requests
 
-from tests.e2e.harness import LOCAL, ProductionStack, assert_seq_contiguous, create_token, process_env, run_manage, \
-    wait_until
+from tests.e2e.harness import (
+    LOCAL,
+    ProductionStack,
+    assert_seq_contiguous,
+    create_token,
+    process_env,
+    run_manage,
+    wait_until,
+)
 from tests.e2e.instances import PrivatePostgres
 
 pytestmark = pytest.mark.e2e

@@ -163,7 +163,9 @@ def bad_items(draw) -> Item:
 # --- whole requests ----------------------------------------------------------------------------
 
 
-JSON_TYPES = ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/json;charset=latin-1"]
+JSON_TYPES = [
+    "application/json", "application/json; charset=utf-8", "Application/JSON", "application/json;charset=latin-1",
+]
 OTHER_TYPES = ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "application/xml", "",
                "application/json-patch+json", "multipart/form-data; boundary=B"]
 
@@ -275,7 +277,8 @@ def _same(stored, sent) -> bool:
         return (not isinstance(stored, bool) and isinstance(stored, int | float)
                 and math.isclose(float(stored), float(sent), rel_tol=1e-15, abs_tol=0.0))
     if isinstance(sent, dict):
-        return isinstance(stored, dict) and stored.keys() == sent.keys() and all(_same(stored[k], sent[k]) for k in sent)
+        return (isinstance(stored, dict) and stored.keys() == sent.keys()
+                and all(_same(stored[k], sent[k]) for k in sent))
     return (isinstance(stored, list) and len(stored) == len(sent)
             and all(_same(a, b) for a, b in zip(stored, sent, strict=True)))
 
