@@ -8,6 +8,7 @@ import pytest
 
 from sensors.models import Rig, Sensor
 from sensors.services import rig_create
+from sessions.models import Reading
 from sessions.reads.aggregates import readings_aggregate
 from tests.conftest import BENCH_SENSORS, T0, ft6_value
 
@@ -378,3 +379,106 @@ def test_answers_are_finite_floats(staff_client, recorded):
     body = get(staff_client, session=recorded["session"], sensor="fz", interval_seconds=5)
 
     assert all(math.isfinite(d[k]) for d in body["data"] for k in ("average", "min", "max", "interval_start"))
+
+
+# --- rollups at every resolution: the same buckets as the readings, to the bit -------------------
+
+MS = 1_000
+
+
+@pytest.fixture
+def dense(ingest, bench_session):
+    """fz: 6,000 readings over ~130 s across two minute boundaries, a 1 kHz burst among them, and
+    values in sixteenths (every sum exact in a double, so averages compare exactly); ft6: 600 objects."""
+    rng = random.Random(11)
+    minute = int(T0) + 40  # a multiple of 60
+    sparse = [round(minute - 7.3 + rng.uniform(0, 130), 6) for _ in range(4000)]
+    burst = [round(minute + 61.2 + i / 1000, 6) for i in range(2000)]
+    fz = [{"sensor": "fz", "timestamp": ts, "value": rng.randint(-800, 1600) / 16} for ts in sparse + burst]
+    ft6 = [
+        {"sensor": "ft6", "timestamp": round(minute + rng.uniform(0, 70), 6), "value": {**ft6_value(i), "fz": rng.randint(0, 960) / 16}}
+        for i in range(600)
+    ]
+    for batch in (fz[:3500], fz[3500:] + ft6):
+        assert ingest(bench_session, batch).status_code == 201
+    fz_id, ft6_id = (Sensor.objects.get(rig__name="bench", name=n).pk for n in ("fz", "ft6"))
+    return {"session": bench_session, "fz": fz, "ft6": ft6, "fz_id": fz_id, "ft6_id": ft6_id, "minute": minute}
+
+
+def exact(buckets) -> list[tuple]:
+    return [(b.start, b.end, b.count, b.average, b.min, b.max) for b in buckets]
+
+
+def python(batch, *, interval_us: int, lo: int | None = None, hi: int | None = None, field: str = "") -> list[tuple]:
+    """[lo, hi) in µs, bucketed here from the readings sent."""
+    want = expected(
+        [r for r in batch if (lo is None or round(r["timestamp"] * US) >= lo) and (hi is None or round(r["timestamp"] * US) < hi)],
+        interval=interval_us / US, field=field,
+    )
+    return [(w["interval_start"], w["interval_end"], w["count"], w["average"], w["min"], w["max"]) for w in want]
+
+
+WIDTHS_US = [10 * MS, 20 * MS, 30 * MS, 100 * MS, 250 * MS, 700 * MS, US, 7 * US, 10 * US, 30 * US, 60 * US, 90 * US, 120 * US]
+
+
+@pytest.mark.parametrize("interval_us", WIDTHS_US)
+def test_every_bucket_width_matches_python_over_the_whole_session(dense, interval_us):
+    scope = {"sensor_ids": [dense["fz_id"]], "session_id": dense["session"], "interval_us": interval_us}
+
+    assert exact(readings_aggregate(**scope)) == python(dense["fz"], interval_us=interval_us)
+    assert exact(readings_aggregate(**scope, source="raw")) == python(dense["fz"], interval_us=interval_us)
+
+
+def test_random_ranges_and_widths_match_python_with_a_session_and_without(dense):
+    rng = random.Random(12)
+    first = dense["minute"] * US - 8 * US
+    for i in range(40):
+        interval_us = rng.choice([*WIDTHS_US, 15 * MS, 1_234])  # the last two: no rollup divides them
+        lo = first + rng.randrange(0, 140 * US)
+        hi = lo + rng.choice([1, 3 * MS, 15 * MS, 999_999, 11 * US, 65 * US, 150 * US]) + rng.randrange(0, 2 * US)
+        session = dense["session"] if i % 2 else None
+        field, sensor_id, batch = ("fz", dense["ft6_id"], dense["ft6"]) if i % 5 == 0 else ("", dense["fz_id"], dense["fz"])
+        got = readings_aggregate(sensor_ids=[sensor_id], field=field, session_id=session, start_us=lo, stop_us=hi, interval_us=interval_us)
+
+        assert exact(got) == python(batch, interval_us=interval_us, lo=lo, hi=hi, field=field), (interval_us, lo, hi, session)
+
+
+def test_whole_cells_are_read_from_the_rollups_alone(dense):
+    # With the readings gone, a range of whole cells still adds up: nothing came from the readings.
+    minute = dense["minute"] * US
+    cases = [(minute, minute + 120 * US, 60 * US), (minute + 61 * US, minute + 63 * US, 250 * MS), (minute + 61_200 * MS, minute + 61_260 * MS, 10 * MS)]
+    want = [python(dense["fz"], interval_us=i, lo=lo, hi=hi) for lo, hi, i in cases]
+    Reading.objects.filter(session_id=dense["session"])._raw_delete("default")
+
+    for (lo, hi, interval_us), buckets in zip(cases, want, strict=True):
+        got = readings_aggregate(sensor_ids=[dense["fz_id"]], session_id=dense["session"], start_us=lo, stop_us=hi, interval_us=interval_us)
+        assert exact(got) == buckets and buckets
+
+
+def test_max_points_over_a_quarter_second_a_bucket_reads_the_rollups(staff_client, dense):
+    start, end = dense["minute"] + 61.0, dense["minute"] + 63.5 - 1e-6  # 2.5 s: 10 buckets of 0.25 s
+    body = get(staff_client, session=dense["session"], sensor="fz", max_points=10, start_time=start, end_time=end)
+
+    assert body["interval_seconds"] == 0.25
+    same(body["data"], expected(dense["fz"], interval=0.25, start=start, end=end))
+
+
+@pytest.mark.parametrize(
+    ("span_s", "max_points", "unit_us"),
+    # Cells of at most a tenth of the interval (whole seconds from a second up); under 10 ms, µs.
+    [(2.537, 10, 10 * MS), (0.95, 100, 1), (1.9, 10, 10 * MS), (14.2, 10, US), (1234, 10, 10 * US), (7000, 10, 60 * US)],
+)
+def test_max_points_picks_the_shortest_whole_number_of_rollup_cells_that_fits(staff_client, dense, span_s, max_points, unit_us):
+    start_us = (dense["minute"] + 61) * US
+    stop_us = start_us + round(span_s * US)
+    body = get(staff_client, session=dense["session"], sensor="fz", max_points=max_points, start_time=start_us / US,
+               end_time=(stop_us - 1) / US)
+    interval_us = round(body["interval_seconds"] * US)
+
+    def buckets(width: int) -> int:
+        return (stop_us - 1) // width - start_us // width + 1
+
+    assert interval_us % unit_us == 0
+    assert buckets(interval_us) <= max_points < buckets(interval_us - unit_us)
+    assert len(body["data"]) <= max_points
+    same(body["data"], expected(dense["fz"], interval=body["interval_seconds"], start=start_us / US, end=(stop_us - 1) / US))
