@@ -24,7 +24,8 @@ PrivateRedis), and the readings read straight from PostgreSQL. Three subcommands
   CPU seconds (utime + stime of /proc/<pid>/stat, summed over the workers) per million readings
   stored, the same for the PostgreSQL backends of the database (pids from pg_stat_activity at the
   start and the end of the window), how the sessions and the stored readings split between the
-  workers, how far behind real time each session was just before its stop, and (over 3 s before
+  workers, the flushes and their mean size (group commit: a flush takes what came due during the
+  one before), how far behind real time each session was just before its stop, and (over 3 s before
   the sessions start) what the idle workers cost in cores.
 
 Every session is checked when stopped: each sample due from its start to its stop is stored
@@ -90,6 +91,7 @@ from tests.e2e.test_worker import wait_for_readings
 
 BUFFER_GAUGE = "robotest_engine_buffer_readings"
 STORED_COUNTER = 'robotest_readings_stored_total{source="simulator"}'
+FLUSH_COUNT = 'robotest_flush_batch_readings_count{source="simulator"}'
 STORED_AGAIN = re.compile(r"readings stored again after ([0-9.]+) s")
 HIGH_RATES = {"FORCE_SENSOR_HZ": "1000", "MOTOR_SENSOR_HZ": "500", "CAMERA_SENSOR_HZ": "50"}
 TICK = os.sysconf("SC_CLK_TCK")
@@ -437,6 +439,7 @@ def load_rep(stack: Stack, rigs: list[str], rep: int, *, workers: int, seconds: 
         # What the workers cost with nothing to record (heartbeat, claims, wake-ups): the fixed part.
         row["idle_cores"] = sum(cpu0[pid] - idle[pid] for pid in cpu0) / IDLE_SECONDS
         stored0 = {p.pid: scrape(p.metrics_port).get(STORED_COUNTER, 0.0) for p in procs}
+        flushes0 = sum(scrape(p.metrics_port).get(FLUSH_COUNT, 0.0) for p in procs)
         pg0 = backend_cpu(stack.db, probe)
         began = time.time()
         ids = {}
@@ -452,6 +455,7 @@ def load_rep(stack: Stack, rigs: list[str], rep: int, *, workers: int, seconds: 
         wall = time.time() - began
         cpu = {p.pid: cpu_seconds(p.pid) - cpu0[p.pid] for p in procs}
         stored = {p.pid: scrape(p.metrics_port).get(STORED_COUNTER, 0.0) - stored0[p.pid] for p in procs}
+        flushes = sum(scrape(p.metrics_port).get(FLUSH_COUNT, 0.0) for p in procs) - flushes0
         readings = sum(s["total_readings"] for s in summaries)
         row.update(
             wall_s=wall,
@@ -464,6 +468,10 @@ def load_rep(stack: Stack, rigs: list[str], rep: int, *, workers: int, seconds: 
             readings_split="/".join(f"{stored[p.pid]:.0f}" for p in procs),
             cpu_split="/".join(f"{cpu[p.pid]:.2f}" for p in procs),
             max_lag_s=max(lag.values()),
+            # Group commit: a flush takes what came due during the one before, so more, smaller
+            # flushes where each engine's database thread serves fewer sessions.
+            flushes=int(flushes),
+            mean_batch=sum(stored.values()) / flushes if flushes else None,
         )
         row["pg_cpu_per_million"] = row["pg_cpu_s"] / readings * 1e6
         problems = [p for s in summaries if (p := exact_at_rates(stack.db, s, ids[s["session_id"]], rates))]
@@ -492,8 +500,9 @@ def cmd_two_workers(args, exits: ExitStack, logs: Path) -> dict:
             print(json.dumps(rows[-1]), flush=True)
     print_table("two-workers", rows, ["rep", "workers", "load", "idle_cores", "readings", "worker_cpu_s", "cpu_per_million",
                                       "pg_cpu_s", "pg_cpu_per_million", "sessions_split", "readings_split",
-                                      "cpu_split", "max_lag_s", "problem"])
-    keys = ["idle_cores", "worker_cpu_s", "cpu_per_million", "pg_cpu_s", "pg_cpu_per_million", "readings", "max_lag_s"]
+                                      "cpu_split", "flushes", "mean_batch", "max_lag_s", "problem"])
+    keys = ["idle_cores", "worker_cpu_s", "cpu_per_million", "pg_cpu_s", "pg_cpu_per_million", "readings", "flushes", "mean_batch",
+            "max_lag_s"]
     one = medians([r for r in rows if r["workers"] == 1], keys)
     two = medians([r for r in rows if r["workers"] == 2], keys)
     ratio = {k: two[k] / one[k] for k in ("cpu_per_million", "pg_cpu_per_million") if one[k]}
