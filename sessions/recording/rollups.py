@@ -156,9 +156,11 @@ def rollups_write(session_id: int, rows: Sequence[RollupRow]) -> None:
 
 def sqlite_micros(column: str) -> str:
     """SQL for the Unix µs of a SQLite timestamp column."""
-    # Django keeps SQLite times as naive UTC text, "YYYY-MM-DD HH:MM:SS[.ffffff]".
+    # Django keeps SQLite times as naive UTC text, "YYYY-MM-DD HH:MM:SS[.ffffff]". The seconds
+    # from the first 19 characters: SQLite rounds a time to milliseconds, so strftime of
+    # "…:41.999745" is 42.
     return (
-        f"(CAST(strftime('%%s', {column}) AS INTEGER) * 1000000"
+        f"(CAST(strftime('%%s', substr({column}, 1, 19)) AS INTEGER) * 1000000"
         f" + CASE WHEN length({column}) > 19 THEN CAST(substr({column}, 21, 6) AS INTEGER) ELSE 0 END)"
     )
 
