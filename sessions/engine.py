@@ -3,9 +3,11 @@
 One asyncio code path, two entry points: `manage.py serve` schedules `Engine.run` on daphne's
 own loop (with the in-memory layer), `manage.py run_simulators` runs it in a process of its own
 (through Redis). Each session has a runner task that takes the samples its simulators have due,
-stores them through the pipeline and hands them to a publisher task. Group commit: a runner
-flushes as soon as its previous flush is done, so at low rates each reading is stored and
-published at once and at high rates batches grow by themselves.
+stores them through the pipeline and hands them to a publisher task. Flushes are paced: a
+session's first readings are stored at once, later ones at most every FLUSH_MAX_WAIT (50 ms) or
+as soon as FLUSH_TARGET readings are due at the session's rates, whichever is sooner. Batches so
+depend on the session's rates, not on how busy the engine is or how many engines share the
+sessions (a flush costs ~3 ms whatever its size: per reading, small batches are dear).
 
 Faults (docs/operations.md "Faults"): a simulator's values depend on its session, sensor and
 sample index only, so an engine that takes over a killed one's session simulates the gap from
@@ -29,7 +31,7 @@ from functools import partial
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import DatabaseError, DataError, IntegrityError, ProgrammingError, close_old_connections, connection
+from django.db import DatabaseError, DataError, IntegrityError, close_old_connections, connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -56,6 +58,11 @@ REPEAT_LOG_SECONDS = 10.0
 MAX_FLUSH = 10_000
 # Publishing never holds up recording: events wait here, and the oldest go when it is full.
 PUBLISH_QUEUE = 256
+# After a layer fault the wake-up listener tries again this often.
+LISTEN_RETRY_SECONDS = 1.0
+# Flush pacing (see the module's docstring): readings per flush aimed at, and the longest wait.
+FLUSH_TARGET = 200
+FLUSH_MAX_WAIT = 0.05
 # On shutdown a runner keeps trying to store what is due this long (the database may be away).
 CLOSE_SECONDS = 4.0
 
@@ -135,19 +142,26 @@ class Engine:
 
     async def _listen(self) -> None:
         """Wake the reconcile loop when the API starts or stops a session (a shortcut; it polls anyway)."""
+        failing_since = None
         while True:
             try:
                 channel = await self.layer.new_channel()
                 await self.layer.group_add(events.ENGINE_GROUP, channel)
+                if failing_since is not None:
+                    logger.warning("engine wake-ups back after %.1f s", time.monotonic() - failing_since)
+                    failing_since = None
                 while True:
                     await self.layer.receive(channel)
                     self._wake.set()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # A layer fault (Redis restarting, a read timeout under load) pauses wake-ups only.
-                logger.warning("engine wake-ups paused; polling every %.1f s", self.poll_seconds, exc_info=True)
-                await asyncio.sleep(RETRY_SECONDS)
+                # A layer fault (Redis restarting, a read timeout under load) pauses wake-ups only:
+                # said once, with its cause, and once when they are back.
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    logger.warning("engine wake-ups paused; polling every %.1f s", self.poll_seconds, exc_info=True)
+                await asyncio.sleep(LISTEN_RETRY_SECONDS)
 
     def _database_failed(self, exc: DatabaseError) -> None:
         self._db_failed_at = time.monotonic()
@@ -193,6 +207,9 @@ class SessionRunner:
         self.pending: list = []
         # The most readings `pending` holds (ROBOTEST_ENGINE_BUFFER_SECONDS at the session's rates).
         self.capacity = 0
+        # Seconds between the starts of two flushes at least (set from the rates), and the last start.
+        self.flush_interval = 0.0
+        self.flushed_at = 0.0
         # Readings dropped (buffer full, or beyond the catch-up) not yet added to the session's count.
         self.unsaved_lost = 0
         self.dropped_since_log = 0
@@ -302,6 +319,7 @@ class SessionRunner:
             )
             self.simulators.append((name, simulator))
         self.capacity = max(1, math.ceil(total_rate * settings.ROBOTEST_ENGINE_BUFFER_SECONDS))
+        self.flush_interval = min(FLUSH_MAX_WAIT, FLUSH_TARGET / total_rate) if total_rate else FLUSH_MAX_WAIT
 
     def _lose(self, count: int, *, reason: str) -> None:
         self.unsaved_lost += count
@@ -328,6 +346,7 @@ class SessionRunner:
         """Store the oldest readings waiting (one transaction); False when the database refused them."""
         # A bounded flush: an engine that fell behind catches up in steps it can still stop between.
         batch, self.pending = self.pending[:MAX_FLUSH], self.pending[MAX_FLUSH:]
+        self.flushed_at = time.time()
         try:
             result = await self.engine.db(
                 readings_record, recorder=self.recorder, items=batch, until_stop=True, source="simulator",
@@ -335,8 +354,10 @@ class SessionRunner:
             )
         except SessionNotRecording:
             raise
-        except (DataError, IntegrityError, ProgrammingError):
-            # Not a passing fault: retrying the same batch would stall the session for good.
+        except (DataError, IntegrityError):
+            # Bad data, not a passing fault: retrying the same batch would stall the session for good.
+            # (A ProgrammingError, say a release running before its migration, is kept and retried
+            # like an outage: the buffer's bound and the lost-readings count still apply.)
             logger.exception("dropped %d readings of session %s that cannot be stored", len(batch), self.session_id)
             self._lose(len(batch), reason="unstorable")
             return True
@@ -394,6 +415,7 @@ class SessionRunner:
 
     async def _sleep(self) -> None:
         upcoming = min((sim.next_time for _, sim in self.simulators), default=time.time() + self.engine.poll_seconds)
+        upcoming = max(upcoming, self.flushed_at + self.flush_interval)
         if self.stop_at is not None:
             upcoming = min(upcoming, self.stop_at)
         delay = upcoming - time.time()
@@ -496,7 +518,12 @@ def _died_here(owner: str) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    # Killed but not yet reaped by its parent (a zombie): gone all the same.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _session_sensors(session_id: int, rig_id: int) -> tuple[list[tuple], dict[str, float]]:

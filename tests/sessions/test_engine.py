@@ -11,7 +11,7 @@ from django.db import connection
 
 from sensors.models import Rig
 from sensors.simulators import seed_key_for, simulator_for
-from sessions.engine import Engine
+from sessions.engine import FLUSH_MAX_WAIT, Engine
 from sessions.live.events import LIVE_GROUP
 from sessions.models import EngineHeartbeat, Reading, RecordingSession
 from sessions.services import session_start, session_stop
@@ -89,6 +89,9 @@ async def test_engine_records_a_session_and_publishes_every_stored_batch_once(fa
     assert seqs == list(range(1, stopped.reading_count + 1))
     assert events[-1]["type"] == "system.status"
     assert events[-1]["data"]["verdict"] == stopped.verdict
+    # Flushes are paced (FLUSH_MAX_WAIT, 50 ms at these 260 readings/s): one every sample would be 520+.
+    assert len(batches) <= duration / FLUSH_MAX_WAIT + 5
+    assert len(batches) >= duration / FLUSH_MAX_WAIT / 3, "batches are not held back longer than the pacing"
     # A clean exit removes the heartbeat: /health then says no worker.
     assert await EngineHeartbeat.objects.acount() == 0
 

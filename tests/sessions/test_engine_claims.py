@@ -1,12 +1,15 @@
 """How engines share sessions: even shares, dead owners' sessions taken, a silenced owner fenced out."""
 
+import socket
+import subprocess
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from sensors.models import Rig, Sensor
-from sessions.engine import _claim_sessions
+from sessions.engine import _claim_sessions, _died_here
 from sessions.models import EngineHeartbeat, Reading, RecordingSession
 from sessions.recording.pipeline import SessionNotRecording, SessionRecorder, readings_record
 from sessions.services import session_start
@@ -79,3 +82,19 @@ def test_a_flush_by_an_engine_that_lost_the_session_stores_nothing(sim_rig):
     assert RecordingSession.objects.get(pk=session.pk).reading_count == 0
     result = readings_record(recorder=recorder, items=items("force", [1.0, 2.0]), until_stop=True, owner="engine-b")
     assert result.accepted == 2 == Reading.objects.filter(session=session).count()
+
+
+def test_an_engine_of_this_host_killed_and_not_yet_reaped_is_taken_for_dead():
+    child = subprocess.Popen(["sleep", "30"])
+    name = f"{socket.gethostname()}:{child.pid}"
+    try:
+        assert not _died_here(name)
+        child.kill()
+        deadline = time.monotonic() + 5
+        while not _died_here(name) and time.monotonic() < deadline:  # a zombie until waited for
+            time.sleep(0.01)
+        assert _died_here(name)
+    finally:
+        child.wait()
+    assert _died_here(name)
+    assert not _died_here(f"another-host:{child.pid}")
