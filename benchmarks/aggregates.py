@@ -16,6 +16,7 @@ two answers must agree on every bucket's start, count, min and max.
 
 import argparse
 import json
+import logging
 import math
 import os
 import sys
@@ -44,6 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["ALLOWED_HOSTS"] = "testserver"
     sessions = _ensure_dataset(args.database_url, rebuild=args.rebuild)
+    logging.getLogger("axes").setLevel(logging.WARNING)  # a line per login of the test client
     facts = _bench.machine()
     print("machine:", json.dumps(facts))
     results = [_measure(width, sessions[width], args.repeat) for width in WIDTHS_US]
@@ -99,12 +101,10 @@ def _fill() -> None:
     from sessions.recording.rollups import rollup_rebuild
     from sessions.recording.storage import readings_write
 
-    rig = rig_create(
-        name=RIG, source=Rig.Source.EXTERNAL,
-        sensors=[{"name": _name(w), "sensor_type": "force", "unit": "N"} for w in WIDTHS_US],
-    )
-    sensors = {s.name: s.pk for s in rig.sensors.all()}
     values = [f"{50 + 30 * math.sin(i / 37) + (i * 7919 % 101) / 10:.3f}" for i in range(997)]
+    one_per_width = [{"name": _name(w), "sensor_type": "force", "unit": "N"} for w in WIDTHS_US]
+    rig = rig_create(name=RIG, source=Rig.Source.EXTERNAL, sensors=one_per_width)
+    sensors = {s.name: s.pk for s in rig.sensors.all()}
     started = time.monotonic()
     t0 = T_FIRST
     for width in WIDTHS_US:
