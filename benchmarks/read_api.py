@@ -1,24 +1,27 @@
 """Reads over HTTP on the 10,000,000-reading dataset (benchmarks/read_dataset.py), through a real daphne.
 
-    .venv/bin/python benchmarks/read_api.py [--database-url URL] [--repeat 15]
+    .venv/bin/python benchmarks/read_api.py [--database-url URL] [--repeat 15] [--parts pages,explain,aggregates]
 
 Starts `daphne robotest_site.asgi:application` on a free port against the dataset (built first if
 missing) and times, with one keep-alive `requests` client and a staff token:
 (a) a readings page, `GET /api/v1/sensors/readings?session=<bench-1m>&limit=100`, at the start, the
     middle and the end of the session (the `after` cursor of the reading at that rank, as a Link
-    header gives it), then the page its Link names; EXPLAIN (ANALYZE) of the page's queries.
-    Target ≤ 50 ms each.
+    header gives it), then the page its Link names; the same with `sensor=ft6` and with a
+    `start_time` at the middle; the CPU daphne spends per request (/proc/<pid>/stat); EXPLAIN
+    (ANALYZE, BUFFERS) of the page's queries at each depth. Target ≤ 20 ms each (issue 12).
 (b) `GET /api/v1/sensors/readings/aggregated` over bench-1m with 1,000 buckets of one second:
     sensor_type=force (f1-f3: 750,000 numbers) and sensor=ft6&field=fz (250,000 objects) —
     beside the same aggregate run raw in SQL over the readings (date_bin … GROUP BY, through
     psycopg, in this process), in the same run. Targets ≤ 300 ms and ≤ 1.3× raw.
 (c) the same with max_points=1000 over the session's first 250 s: 0.25-s buckets, which the
     endpoint computes from the readings (date_bin) as well.
-Medians of --repeat requests, after one warm-up each.
+Medians of --repeat requests, after one warm-up each; the 1-minute load average is printed with each
+case, as the machine is shared. `--parts pages` keeps a run short.
 """
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -44,7 +47,9 @@ def main() -> None:
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--parts", default="pages,explain,aggregates", help="comma-separated subset to run")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
 
     sessions = ensure_dataset(args.database_url)
     facts = _bench.machine()
@@ -61,9 +66,12 @@ def main() -> None:
 
         with requests.Session() as http:
             http.headers["Authorization"] = f"Token {token}"
-            results["pages"] = _pages(http, base, sessions["bench-1m"], args.repeat)
-            results["explain"] = _explain(sessions["bench-1m"])
-            results["aggregates"] = _aggregates(http, base, args.database_url, sessions["bench-1m"], args.repeat)
+            if "pages" in parts:
+                results["pages"] = _pages(http, base, sessions["bench-1m"], args.repeat, server.pid)
+            if "explain" in parts:
+                results["explain"] = _explain(sessions["bench-1m"])
+            if "aggregates" in parts:
+                results["aggregates"] = _aggregates(http, base, args.database_url, sessions["bench-1m"], args.repeat)
     finally:
         _bench.stop_server(server)
     if args.json:
@@ -83,22 +91,31 @@ def _timed(http, url: str, params: dict, repeat: int) -> tuple[float, object]:
     return statistics.median(times), answer
 
 
-def _cursor_at(session_id: int, rank: int) -> str | None:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cursor_at(session_id: int, rank: int, *, sensor: str | None = None) -> str | None:
     """The `after` position of the reading at `rank` (0-based) in (timestamp, id) order; None at 0."""
     if rank == 0:
         return None
     from sessions.models import Reading
 
-    row = (
-        Reading.objects.filter(session_id=session_id).order_by("timestamp", "id").values_list("timestamp", "id")[rank - 1]
-    )
+    readings = Reading.objects.filter(session_id=session_id)
+    if sensor:
+        readings = readings.filter(sensor__name=sensor)
+    row = readings.order_by("timestamp", "id").values_list("timestamp", "id")[rank - 1]
     return f"{round(row[0].timestamp() * 1_000_000)}.{row[1]}"
 
 
-def _pages(http, base: str, session_id: int, repeat: int) -> dict:
+def _pages(http, base: str, session_id: int, repeat: int, pid: int) -> dict:
     from sessions.models import RecordingSession
 
-    total = RecordingSession.objects.get(pk=session_id).reading_count
+    session = RecordingSession.objects.get(pk=session_id)
+    total = session.reading_count
+    middle_time = session.started_at.timestamp() + (session.stopped_at - session.started_at).total_seconds() / 2
     url = f"{base}/api/v1/sensors/readings"
     out = {}
     for label, rank in (("start", 0), ("middle", total // 2), ("end", total - 100)):
@@ -106,21 +123,38 @@ def _pages(http, base: str, session_id: int, repeat: int) -> dict:
         cursor = _cursor_at(session_id, rank)
         if cursor:
             params["after"] = cursor
-        ms, answer = _timed(http, url, params, repeat)
-        rows = answer.json()
-        link = answer.headers.get("Link", "")
-        next_ms = None
-        if link:
-            next_url = link.split(">", 1)[0].lstrip("<")
-            next_ms, _ = _timed(http, next_url, {}, repeat)
-        out[label] = {"rank": rank, "ms": ms, "rows": len(rows), "next_ms": next_ms, "first_seq": rows[0]["seq"] if rows else None}
-        print(f"(a) readings page at the {label:6} (rank {rank:>9,}): {ms:6.1f} ms median, {len(rows)} rows; "
-              f"its Link's page: {'-' if next_ms is None else f'{next_ms:.1f} ms'}  (target <= 50 ms)", flush=True)
+        out[label] = _page_case(http, url, label, params, repeat, pid, rank=rank)
+    ft6_total = session.readings.filter(sensor__name="ft6").count()
+    out["ft6-middle"] = _page_case(
+        http, url, "ft6 middle", {"session": session_id, "sensor": "ft6", "limit": 100,
+                                  "after": _cursor_at(session_id, ft6_total // 2, sensor="ft6")}, repeat, pid)
+    out["start_time-middle"] = _page_case(
+        http, url, "start_time middle", {"session": session_id, "limit": 100, "start_time": middle_time}, repeat, pid)
     return out
 
 
+def _page_case(http, url: str, label: str, params: dict, repeat: int, pid: int, *, rank: int | None = None) -> dict:
+    """One page's median, the CPU daphne spent per request on it, and the median of the page its Link names."""
+    cpu = _cpu_seconds(pid)
+    ms, answer = _timed(http, url, params, repeat)
+    cpu_ms = (_cpu_seconds(pid) - cpu) * 1000 / (repeat + 1)
+    rows = answer.json()
+    link = answer.headers.get("Link", "")
+    next_ms = None
+    if link:
+        next_url = link.split(">", 1)[0].lstrip("<")
+        next_ms, _ = _timed(http, next_url, {}, repeat)
+    load = os.getloadavg()[0]
+    where = f"rank {rank:>9,}" if rank is not None else "         "
+    print(f"(a) readings page, {label:17} ({where}): {ms:6.1f} ms median, {len(rows)} rows, daphne CPU "
+          f"{cpu_ms:4.1f} ms/request; its Link's page: {'-' if next_ms is None else f'{next_ms:.1f} ms'}  "
+          f"(target <= 20 ms; load {load:.2f})", flush=True)
+    return {"rank": rank, "ms": ms, "daphne_cpu_ms": cpu_ms, "rows": len(rows), "next_ms": next_ms, "load": load,
+            "first_seq": rows[0]["seq"] if rows else None}
+
+
 def _explain(session_id: int) -> dict:
-    """EXPLAIN ANALYZE of the SQL a page runs (at the middle), as the selector builds it."""
+    """EXPLAIN (ANALYZE, BUFFERS) of the SQL a page runs at the start, middle and end, as the selector builds it."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -129,18 +163,24 @@ def _explain(session_id: int) -> dict:
     from sessions.reads.readings import readings_list
 
     total = RecordingSession.objects.get(pk=session_id).reading_count
-    micros, pk = _cursor_at(session_id, total // 2).split(".")
-    with CaptureQueriesContext(connection) as captured:
-        readings_list(session_id=session_id, after=(timestamp(int(micros) / 1_000_000), int(pk)), limit=100)
     plans = {}
-    with connection.cursor() as cursor:
-        for query in captured.captured_queries:
-            if "recording_reading" not in query["sql"]:
-                continue
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + query["sql"])
-            plan = [line for (line,) in cursor.fetchall()]
-            plans[query["sql"][:120]] = plan
-            print("EXPLAIN (ANALYZE) of the page query:\n    " + "\n    ".join(plan), flush=True)
+    for label, rank in (("start", 0), ("middle", total // 2), ("end", total - 100)):
+        cursor = _cursor_at(session_id, rank)
+        after = None
+        if cursor:
+            micros, pk = cursor.split(".")
+            after = (timestamp(int(micros) / 1_000_000), int(pk))
+        with CaptureQueriesContext(connection) as captured:
+            readings_list(session_id=session_id, after=after, limit=100)
+        with connection.cursor() as db:
+            for query in captured.captured_queries:
+                if "recording_reading" not in query["sql"]:
+                    continue
+                db.execute("EXPLAIN (ANALYZE, BUFFERS) " + query["sql"])
+                plan = [line for (line,) in db.fetchall()]
+                plans[f"{label}: {query['sql'][:120]}"] = plan
+                print(f"EXPLAIN (ANALYZE, BUFFERS) of the page query at the {label}:\n    " + "\n    ".join(plan),
+                      flush=True)
     return plans
 
 

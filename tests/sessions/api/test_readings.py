@@ -418,3 +418,96 @@ def test_latest_needs_a_user_unless_reads_are_public(anon_client, sim_rig, setti
     settings.ROBOTEST_PUBLIC_READ = True
 
     assert anon_client.get("/api/v1/sensors/readings/latest").status_code == 200
+
+
+def page_through(api, path: str, query: dict) -> list[dict]:
+    """Every reading a query gives, following its Link headers to the end."""
+    response = api.get(path, query)
+    rows = []
+    while True:
+        assert response.status_code == 200, response.content
+        rows += response.json()
+        link = next_link(response)
+        if link is None:
+            return rows
+        response = api.get(link)
+
+
+def stored(session_id: int, **filters) -> list[tuple[float, int, object]]:
+    """(timestamp, seq, value) of a session's readings in (timestamp, id) order, read by one plain query."""
+    from sessions.models import Reading
+
+    rows = Reading.objects.filter(session_id=session_id, **filters).order_by("timestamp", "id")
+    return [(r.timestamp.timestamp(), r.seq, r.value) for r in rows]
+
+
+def tied_batch() -> list[dict]:
+    """fz, temp and ft6 at shared instants, and runs of three readings of one sensor at one instant."""
+    batch = []
+    for i in range(60):
+        t = T0 + (i // 3) * 0.01
+        batch.append({"sensor": "fz", "timestamp": t, "value": float(i)})
+        batch.append({"sensor": "temp", "timestamp": t, "value": i})
+        if i % 4 == 0:
+            batch.append({"sensor": "ft6", "timestamp": t, "value": ft6_value(i)})
+    return batch
+
+
+@pytest.mark.parametrize(
+    ("query", "filters"),
+    [
+        ({}, {}),
+        ({"sensor": "fz"}, {"sensor__name": "fz"}),
+        ({"sensor_type": "force_torque"}, {"sensor__sensor_type": "force_torque"}),
+        # Both ends fall on instants shared by several readings: all of them are in.
+        ({"start_time": T0 + 0.05, "end_time": T0 + 0.15}, {"timestamp__gte": T0 + 0.05, "timestamp__lte": T0 + 0.15}),
+        ({"sensor": "temp", "start_time": T0 + 0.1}, {"sensor__name": "temp", "timestamp__gte": T0 + 0.1}),
+    ],
+    ids=["all", "sensor", "sensor_type", "time_range", "sensor_and_start"],
+)
+@pytest.mark.parametrize("limit", [1, 4, 7, 100])
+def test_pages_of_a_session_are_its_readings_in_timestamp_and_id_order(
+    staff_client, ingest, bench_session, query, filters, limit
+):
+    assert ingest(bench_session, tied_batch()).status_code == 201
+    filters = {k: datetime.fromtimestamp(v, tz=UTC) if k.startswith("timestamp") else v for k, v in filters.items()}
+
+    rows = page_through(staff_client, f"/api/v1/sessions/{bench_session}/readings/", {**query, "limit": limit})
+
+    expected = stored(bench_session, **filters)
+    assert expected  # every case selects something
+    assert [(r["timestamp"], r["seq"], r["value"]) for r in rows] == expected
+    assert rows == page_through(staff_client, READINGS, {"session": bench_session, **query, "limit": limit})
+
+
+def test_paging_a_growing_session_reaches_each_reading_stored_after_the_position_once(
+    staff_client, ingest, bench_session
+):
+    assert ingest(bench_session, readings("fz", [1.0, 2.0, 3.0]) + readings("temp", [10, 20, 30])).status_code == 201
+    path = f"/api/v1/sessions/{bench_session}/readings/"
+    first = staff_client.get(path, {"limit": 3})
+    assert [r["value"] for r in first.json()] == [1.0, 10, 2.0]
+    position = first.json()[-1]["timestamp"]  # T0 + 0.1, where fz's 2.0 and temp's 20 both are
+
+    # While the client reads: readings behind its position, at it (stored later, so after it in
+    # (timestamp, id) order), and ahead of it, from a sensor that had none before.
+    grown = [
+        {"sensor": "fz", "timestamp": T0 - 1, "value": -1.0},
+        {"sensor": "temp", "timestamp": position, "value": 21},
+        {"sensor": "ft6", "timestamp": T0 + 5, "value": ft6_value(5)},
+    ]
+    assert ingest(bench_session, grown).status_code == 201
+    rest = page_through(staff_client, next_link(first), {})
+
+    assert [r["value"] for r in rest] == [20, 21, 3.0, 30, ft6_value(5)]
+    assert sorted(r["seq"] for r in first.json() + rest) == [1, 2, 3, 4, 5, 6, 8, 9]
+    # The one behind the position is there for a reader who starts again.
+    assert [r["value"] for r in staff_client.get(path, {"limit": 1}).json()] == [-1.0]
+
+
+def test_a_session_without_readings_has_an_empty_page_and_no_link(staff_client, bench_session):
+    response = staff_client.get(f"/api/v1/sessions/{bench_session}/readings/", {"sensor": "fz"})
+
+    assert response.status_code == 200
+    assert response.json() == []
+    assert "Link" not in response.headers
