@@ -16,7 +16,9 @@ from tests.conftest import readings, stored
 from tests.e2e.harness import free_port
 
 pytestmark = [
-    pytest.mark.django_db(transaction=True),
+    # Committed rows (another connection locks one); serialized_rollback keeps the migrations' `sim`
+    # rig and groups for the tests after these.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="points the PostgreSQL connection elsewhere"),
 ]
 
