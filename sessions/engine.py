@@ -4,7 +4,7 @@ One asyncio code path, two entry points: `manage.py serve` schedules `Engine.run
 own loop (with the in-memory layer), `manage.py run_simulators` runs it in a process of its own
 (through Redis). Each session has a runner task that takes the samples its simulators have due,
 stores them through the pipeline and hands them to a publisher task. Flushes are paced: a
-session's first readings are stored at once, later ones at most every FLUSH_MAX_WAIT (50 ms) or
+session's first readings are stored at once, later ones at most every FLUSH_MAX_WAIT (100 ms) or
 as soon as FLUSH_TARGET readings are due at the session's rates, whichever is sooner. Batches so
 depend on the session's rates, not on how busy the engine is or how many engines share the
 sessions (a flush costs ~3 ms whatever its size: per reading, small batches are dear).
@@ -62,7 +62,7 @@ PUBLISH_QUEUE = 256
 LISTEN_RETRY_SECONDS = 1.0
 # Flush pacing (see the module's docstring): readings per flush aimed at, and the longest wait.
 FLUSH_TARGET = 200
-FLUSH_MAX_WAIT = 0.05
+FLUSH_MAX_WAIT = 0.1
 # On shutdown a runner keeps trying to store what is due this long (the database may be away).
 CLOSE_SECONDS = 4.0
 
