@@ -40,10 +40,10 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "insecure-debug-only-key"
 
+# On PostgreSQL with a connect timeout (ROBOTEST_DB_CONNECT_TIMEOUT, 5 s: a server that does not
+# answer is a 503 within seconds, robotest_site/api/unavailable.py) and a statement timeout
+# (ROBOTEST_DB_STATEMENT_TIMEOUT, 300 s): robotest_site/config.py.
 DATABASES = {"default": config.database("DATABASE_URL", "sqlite:///data/robotest.sqlite3")}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # A server that does not answer is a 503 within seconds (robotest_site/api/unavailable.py), not a hung request.
-    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
 REDIS_URL = config.string("REDIS_URL")
 CSRF_TRUSTED_ORIGINS = config.string_list("CSRF_TRUSTED_ORIGINS", [])
 ROBOTEST_ADMIN_PASSWORD = config.string("ROBOTEST_ADMIN_PASSWORD")

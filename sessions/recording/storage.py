@@ -139,7 +139,7 @@ def results_insert(session_id: int, rows: Sequence[ResultRow]) -> list[int]:
             cursor.execute(
                 sql,
                 [session_id, sensor_id, rule, status, message, _sqlite_time(first), _sqlite_time(last), count,
-                 peak, _dumps(details), is_open],
+                 float(peak), _dumps(details), is_open],
             )
             ids.append(cursor.fetchone()[0])
         return ids
@@ -162,7 +162,7 @@ def results_update(rows: Sequence[tuple]) -> None:
             return
         cursor.executemany(
             _SQLITE_RESULTS_UPDATE.format(table=table),
-            [(status, message, _sqlite_time(last), count, peak, _dumps(details), is_open, pk)
+            [(status, message, _sqlite_time(last), count, float(peak), _dumps(details), is_open, pk)
              for pk, status, message, last, count, peak, details, is_open in rows],
         )
 
