@@ -12,6 +12,7 @@ from django.db.models import Max, Min, Q, QuerySet, Sum
 
 from sensors.models import Sensor
 from sessions.models import Reading, ReadingRollup, RecordingSession
+from sessions.recording import rollups
 from sessions.reads.results import results_queryset
 from sessions.reads.sessions import session_stats
 
@@ -95,13 +96,13 @@ def is_measurement(field: str) -> bool:
 
 
 def field_stats(*, session_id: int) -> dict[str, dict[str, dict]]:
-    """{sensor id: {field: count, min, max, mean}} of the session's numbers, summed from its per-second rollups.
+    """{sensor id: {field: count, min, max, mean}} of the session's numbers, summed from its per-minute rollups.
 
-    The rollups hold one row per sensor, field and second, so this reads thousands of rows for a
-    session of millions of readings. Scalar sensors appear under field ''.
+    Every resolution of the rollups holds each number once; the coarsest (a row per sensor, field
+    and minute) is the fewest rows to read. Scalar sensors appear under field ''.
     """
     rows = (
-        ReadingRollup.objects.filter(session_id=session_id)
+        ReadingRollup.objects.filter(session_id=session_id, resolution=rollups.RESOLUTIONS[-1])
         .values("sensor_id", "field")
         .annotate(n=Sum("count"), total=Sum("sum"), low=Min("min"), high=Max("max"))
         .order_by("sensor_id", "field")
