@@ -12,9 +12,9 @@ from django.db.models import Max, Min, Q, QuerySet, Sum
 
 from sensors.models import Sensor
 from sessions.models import Reading, ReadingRollup, RecordingSession
-from sessions.recording import rollups
 from sessions.reads.results import results_queryset
 from sessions.reads.sessions import session_stats
+from sessions.recording import rollups
 
 # Alerts listed on a session's page (the JSON record and /api/v1/results/ hold them all).
 ALERTS_SHOWN = 500
