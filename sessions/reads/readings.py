@@ -59,7 +59,8 @@ def readings_list(
         after_time, after_id = after
         # The >= lets the index range start at the position; the Q picks out what follows it.
         qs = qs.filter(Q(timestamp__gt=after_time) | Q(timestamp=after_time, id__gt=after_id), timestamp__gte=after_time)
-    rows = list(qs.order_by("timestamp", "id").values("id", "timestamp", "value", "seq", "session_id", "sensor_id")[:limit])
+    fields = ("id", "timestamp", "value", "seq", "session_id", "sensor_id")
+    rows = list(qs.order_by("timestamp", "id").values(*fields)[:limit])
     readings = _as_readings(rows)
     for reading, row in zip(readings, rows):
         reading["_key"] = (row["timestamp"], row["id"])
