@@ -156,7 +156,7 @@ CONTENT_SECURITY_POLICY = {
 # The throttles' counts. Django's default LocMemCache is per process: with N daphne
 # processes each would allow N times the rate. With Redis every process shares them.
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "robotest_site.cache.SharedPoolRedisCache", "LOCATION": REDIS_URL}}
 
 # --- Django --------------------------------------------------------------------------------
 INSTALLED_APPS = [

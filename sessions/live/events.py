@@ -84,7 +84,16 @@ async def publish(layer, session_id: int, event: dict) -> None:
         outage.unsent += 1
         return
     try:
-        await layer.group_send(LIVE_GROUP, event)
+        try:
+            await layer.group_send(LIVE_GROUP, event)
+        except (TypeError, ValueError):
+            raise
+        except Exception:
+            if outage is not None:
+                raise
+            # Once more at once: after Redis restarted, each connection its pool kept fails once
+            # (a stale socket) while the server answers; only a second failure is an outage.
+            await layer.group_send(LIVE_GROUP, event)
     except (TypeError, ValueError):
         # An event the layer cannot encode is a bug of its own, not an outage: loud, and alone.
         logger.exception("could not publish %s of session %s", event.get("type"), session_id)

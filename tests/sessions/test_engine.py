@@ -126,7 +126,7 @@ async def test_engine_resumes_a_session_left_recording_and_simulates_the_downtim
         # would have stored (an independent simulator from sample 0, same seed key).
         expected = simulator_for(
             name, rate_hz=rate, t0=t0, rng=random.Random(), seed_key=seed_key_for(7, session.pk, name)
-        ).due(stored[-1][0])
+        ).due(stored[-1][0] + 0.5 / rate)  # half a period on: the last stored sample, whatever its rounding
         assert len(stored) == len(expected) > rate * 4.5, name
         for (ts, value), (want_ts, want) in zip(stored, expected, strict=True):
             assert ts == pytest.approx(want_ts, abs=1e-6) and value == want, name

@@ -52,7 +52,7 @@ def assert_throttled(response, limit_text: str) -> int:
 
 def test_without_redis_the_counts_are_per_process_and_with_it_shared():
     # The suite runs with REDIS_URL: every daphne process shares the throttles' counts.
-    assert django_settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert django_settings.CACHES["default"]["BACKEND"] == "robotest_site.cache.SharedPoolRedisCache"
     assert django_settings.CACHES["default"]["LOCATION"] == django_settings.REDIS_URL
 
 
