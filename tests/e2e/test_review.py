@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import sqlite3
 import time
 from pathlib import Path
 
@@ -29,7 +30,10 @@ SECONDS = 60
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, module_procs):
-    return serve_embedded(module_procs, tmp_path_factory.mktemp("review"), users=USERS, password=PASSWORD)
+    directory = tmp_path_factory.mktemp("review")
+    api = serve_embedded(module_procs, directory, users=USERS, password=PASSWORD)
+    api.database_path = directory / "db.sqlite3"
+    return api
 
 
 def force_value(i: int) -> float:
@@ -256,6 +260,33 @@ def test_a_missing_session_is_a_404_page(browser, page_errors, server):
     # Chromium logs the 404 of the page itself as a console error: the one expected here.
     assert [e for e in page_errors.console if "999999" not in e] == []
     page_errors.console.clear()
+
+
+def test_a_session_that_lost_readings_says_how_many_on_its_page(browser, page_errors, server, bench_session):
+    session_id = server.start(rig="review-bench", name="lossy")["session_id"]
+    now = time.time()
+    response = server.post(f"/api/v1/sessions/{session_id}/readings/",
+                           [{"sensor": "force", "timestamp": now + i / RATE, "value": 40.0} for i in range(50)])
+    assert response.status_code == 201, response.text
+    # What a worker does when its buffer overflowed while the database was away (sessions/engine.py).
+    with sqlite3.connect(server.database_path) as db:
+        db.execute("UPDATE recording_recordingsession SET lost_readings = 1234 WHERE id = ?", (session_id,))
+    summary = server.stop(session_id)
+    assert summary["lost_readings"] == 1234 and summary["verdict"] == "error"
+
+    page = new_page(browser, page_errors, viewport={"width": 1280, "height": 800})
+    log_in(page, server.base_url, "vic", PASSWORD, next_path="/sessions/")
+    page.goto(f"{server.base_url}/sessions/{session_id}/")
+    wait_ready(page)
+    lost = page.locator("#review-lost")
+    assert lost.is_visible() and "1,234" in lost.inner_text() and "never stored" in lost.inner_text()
+    assert "error" in page.locator("#review-verdict").inner_text()
+    assert serious_violations(page) == []
+    shoot(page, "session-lost-readings")
+    # A session that lost nothing has no such line.
+    page.goto(f"{server.base_url}/sessions/{bench_session['session_id']}/")
+    wait_ready(page)
+    assert page.locator("#review-lost").count() == 0
 
 
 def test_a_recording_sessions_page_follows_the_live_feed(browser, page_errors, server, bench_session):
