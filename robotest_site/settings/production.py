@@ -18,9 +18,44 @@ if not REDIS_URL:
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must name PostgreSQL (postgres://…) in production")
 
-# Keep connections across requests; the pooled PostgreSQL connection is the expensive part.
-DATABASES["default"]["CONN_MAX_AGE"] = 60
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A pool of PostgreSQL connections per process (Django's, psycopg_pool). CONN_MAX_AGE cannot keep
+# one: daphne runs every request's sync code in a thread of its own, whose connection dies with it,
+# so each request connected anew (1.00 connections a request, issue 12; docs/benchmarks.md).
+# ROBOTEST_DB_POOL_MAX=0 turns the pool off: a connection per request, as before.
+ROBOTEST_DB_POOL_MIN = config.integer("ROBOTEST_DB_POOL_MIN", 2, minimum=0)
+ROBOTEST_DB_POOL_MAX = config.integer("ROBOTEST_DB_POOL_MAX", 10, minimum=0)
+# run_simulators keeps 2-3 connections for its lifetime (its engine's database and control threads
+# keep theirs): a smaller pool would leave it waiting on itself.
+if ROBOTEST_DB_POOL_MAX and ROBOTEST_DB_POOL_MAX < max(4, ROBOTEST_DB_POOL_MIN):
+    raise ImproperlyConfigured(
+        f"ROBOTEST_DB_POOL_MAX must be 0 (no pool) or at least 4 and ROBOTEST_DB_POOL_MIN "
+        f"({ROBOTEST_DB_POOL_MIN}), got {ROBOTEST_DB_POOL_MAX}"
+    )
+# A copy: these settings change it, and base's stays as it was should Django read them twice (after
+# a start-up error, manage.py tries again in the same process).
+DATABASES = {"default": {**DATABASES["default"], "OPTIONS": dict(DATABASES["default"]["OPTIONS"])}}
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections; Django refuses both
+if ROBOTEST_DB_POOL_MAX:
+    # Django's backend, whose pool tries a connection before lending it and, at the first dead one
+    # (a server restart, a failover), replaces every dead one at once: robotest_site/postgresql/.
+    DATABASES["default"]["ENGINE"] = "robotest_site.postgresql"
+    # Off: it would have psycopg_pool check each connection as well, pausing between dead ones.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+    # While the server is down the pool only says so when a request's wait for a connection runs
+    # out, at each query a request tries (/health tries two): a wait of at most 2 s (and never more
+    # than the connect timeout) keeps such a request a 503 within seconds. A reconnection that keeps
+    # failing gives up after the connect timeout and the next request that waits starts another:
+    # the back-off (1, 2, 4 s …) never grows past it, so the pool is back within seconds of the server.
+    _connect = float(DATABASES["default"]["OPTIONS"]["connect_timeout"])
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": ROBOTEST_DB_POOL_MIN,
+        "max_size": ROBOTEST_DB_POOL_MAX,
+        "timeout": min(2.0, _connect),
+        "reconnect_timeout": _connect,
+    }
+else:
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

@@ -1,6 +1,7 @@
 """Configuration from the environment (robotest_site.config, settings) and `manage.py ensure_admin`."""
 
 import io
+import json
 import os
 import re
 import runpy
@@ -195,3 +196,84 @@ def test_ensure_admin_refuses_an_admin_that_is_not_a_superuser(db):
 
     with pytest.raises(CommandError, match="not a superuser"):
         ensure_admin()
+
+
+# --- The production settings' PostgreSQL pool (issue 12; tests/e2e/test_db_pool.py runs it under daphne) ---
+
+def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """The production settings on a PostgreSQL URL (nothing connects: the settings are only read)."""
+    env = settings_env(
+        tmp_path,
+        DJANGO_SETTINGS_MODULE="robotest_site.settings.production",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/robotest_pool",
+        REDIS_URL="redis://127.0.0.1:6379/15",
+        ROBOTEST_HTTPS="",
+        ROBOTEST_HSTS_SECONDS="",
+        ROBOTEST_DB_POOL_MIN="",
+        ROBOTEST_DB_POOL_MAX="",
+    )
+    env.update(overrides)
+    return env
+
+
+def database_in_child(env: dict[str, str]) -> dict:
+    code = (
+        "import json, django; django.setup(); from django.conf import settings; d = settings.DATABASES['default']; "
+        "print(json.dumps({k: d[k] for k in ('ENGINE', 'CONN_MAX_AGE', 'CONN_HEALTH_CHECKS', 'OPTIONS')}))"
+    )
+    result = run_python(env, "-c", code)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_production_pools_postgresql_connections_and_checks_them_before_lending(tmp_path):
+    database = database_in_child(production_env(tmp_path))
+
+    assert database["OPTIONS"]["pool"] == {"min_size": 2, "max_size": 10, "timeout": 2.0, "reconnect_timeout": 5.0}
+    # Django refuses a pool beside persistent connections; the backend checks what the pool lends
+    # (psycopg_pool's own check, which pauses between dead connections, stays off).
+    assert (database["CONN_MAX_AGE"], database["CONN_HEALTH_CHECKS"]) == (0, False)
+    assert database["ENGINE"] == "robotest_site.postgresql"
+
+
+def test_pool_sizes_and_its_waits_follow_the_environment(tmp_path):
+    env = production_env(tmp_path, ROBOTEST_DB_POOL_MIN="0", ROBOTEST_DB_POOL_MAX="6", ROBOTEST_DB_CONNECT_TIMEOUT="1")
+
+    # A request never waits for a pooled connection longer than for a new one.
+    assert database_in_child(env)["OPTIONS"]["pool"] == {
+        "min_size": 0, "max_size": 6, "timeout": 1.0, "reconnect_timeout": 1.0
+    }
+
+
+def test_pool_max_zero_is_a_connection_per_request(tmp_path):
+    database = database_in_child(production_env(tmp_path, ROBOTEST_DB_POOL_MAX="0"))
+
+    assert "pool" not in database["OPTIONS"]
+    assert (database["ENGINE"], database["CONN_MAX_AGE"], database["CONN_HEALTH_CHECKS"]) == (
+        "django.db.backends.postgresql", 0, True
+    )
+
+
+def test_the_test_and_local_settings_keep_a_connection_per_request_on_postgresql(tmp_path):
+    # The in-process tests point the connection elsewhere between requests (api/test_unavailable.py),
+    # which a pool made at the first query would ignore.
+    for module in ("robotest_site.settings.local", "robotest_site.settings.test"):
+        env = settings_env(tmp_path, DJANGO_SETTINGS_MODULE=module,
+                           DATABASE_URL="postgres://postgres@127.0.0.1:5432/robotest_pool")
+        assert "pool" not in database_in_child(env)["OPTIONS"], module
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"ROBOTEST_DB_POOL_MAX": "3"}, "ROBOTEST_DB_POOL_MAX must be 0 (no pool) or at least 4"),
+        ({"ROBOTEST_DB_POOL_MIN": "8", "ROBOTEST_DB_POOL_MAX": "6"}, "ROBOTEST_DB_POOL_MAX must be 0 (no pool) or at least 4 and ROBOTEST_DB_POOL_MIN (8)"),
+        ({"ROBOTEST_DB_POOL_MAX": "many"}, "ROBOTEST_DB_POOL_MAX must be a whole number"),
+        ({"ROBOTEST_DB_POOL_MIN": "-1"}, "ROBOTEST_DB_POOL_MIN must be at least 0"),
+    ],
+)
+def test_a_pool_that_cannot_work_stops_start_up_naming_the_variable(tmp_path, overrides, message):
+    result = run_python(production_env(tmp_path, **overrides), "manage.py", "check")
+
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {message}" in result.stderr, result.stderr
