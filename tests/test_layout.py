@@ -16,6 +16,7 @@ LAYERS = [
             "sessions.models", "sessions.apps", "sensors.models", "sensors.apps", "sensors.rules", "sensors.simulators",
             "robotest_site.config", "robotest_site.settings", "robotest_site.apps", "robotest_site.api",
             "robotest_site.roles", "robotest_site.context", "robotest_site.observability", "robotest_site.cache",
+            "robotest_site.postgresql",
         ],
     ),
     ("recording, reads, live fan-out, exports", ["sessions.recording", "sessions.reads", "sessions.live", "sessions.exports"]),
