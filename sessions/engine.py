@@ -213,7 +213,7 @@ class SessionRunner:
         # Readings dropped (buffer full, or beyond the catch-up) not yet added to the session's count.
         self.unsaved_lost = 0
         self.dropped_since_log = 0
-        self.last_drop_log = 0.0
+        self.last_drop_log = float("-inf")
         self.failing_since: float | None = None
         self.retry_delay = RETRY_SECONDS
         self.last_failure_log = 0.0
@@ -335,7 +335,7 @@ class SessionRunner:
         self._lose(excess, reason="buffer_full")
         self.dropped_since_log += excess
         now = time.monotonic()
-        if now - self.last_drop_log >= REPEAT_LOG_SECONDS or self.last_drop_log == 0.0:
+        if now - self.last_drop_log >= REPEAT_LOG_SECONDS:
             logger.error("session %s: the engine's buffer is full (%d readings, ROBOTEST_ENGINE_BUFFER_SECONDS=%g); "
                          "dropped the %d oldest", self.session_id, self.capacity,
                          settings.ROBOTEST_ENGINE_BUFFER_SECONDS, self.dropped_since_log)

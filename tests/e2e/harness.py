@@ -605,8 +605,11 @@ class ProductionStack:
         wait_healthy(self.api, self.web)
         return self.api
 
-    def start_worker(self, procs: Processes | None = None):
-        return (procs or self.procs).start("run_simulators", [PYTHON, "manage.py", "run_simulators"], env=self.env)
+    def start_worker(self, procs: Processes | None = None, **settings: str):
+        """A run_simulators process; `settings` (ROBOTEST_…="…") are added to its environment."""
+        return (procs or self.procs).start(
+            "run_simulators", [PYTHON, "manage.py", "run_simulators"], env={**self.env, **settings}
+        )
 
     def wait_worker_up(self, worker) -> float:
         return wait_worker_up(self.api, worker, self.web)

@@ -12,6 +12,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -47,6 +49,17 @@ class PrivatePostgres:
             "max_connections": "50",
             **(settings or {}),
         }
+
+    @classmethod
+    @contextmanager
+    def started(cls, *, settings: dict[str, str] | None = None) -> Iterator[PrivatePostgres]:
+        """A server initialised and started for the `with` block, then stopped and removed."""
+        server = cls(settings=settings)
+        try:
+            server.init().start()
+            yield server
+        finally:
+            server.destroy()
 
     def init(self) -> PrivatePostgres:
         if os.geteuid() == 0:
@@ -129,6 +142,17 @@ class PrivateRedis:
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.directory = Path(tempfile.mkdtemp(prefix="robotest-redis-"))
+
+    @classmethod
+    @contextmanager
+    def started(cls) -> Iterator[PrivateRedis]:
+        """A server started for the `with` block, then stopped and removed."""
+        server = cls()
+        try:
+            server.start()
+            yield server
+        finally:
+            server.destroy()
 
     @property
     def url(self) -> str:

@@ -25,12 +25,8 @@ PATH = "/api/v1/sessions/"  # token authentication and a list: queries on every 
 
 @pytest.fixture(scope="module")
 def server():
-    pg = PrivatePostgres(settings={"log_connections": "on"}).init()
-    pg.start()
-    try:
+    with PrivatePostgres.started(settings={"log_connections": "on"}) as pg:
         yield pg
-    finally:
-        pg.destroy()
 
 
 class Web:

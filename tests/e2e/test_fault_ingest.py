@@ -37,12 +37,8 @@ RIG = {
 
 @pytest.fixture(scope="module")
 def postgres():
-    server = PrivatePostgres().init()
-    try:
-        server.start()
+    with PrivatePostgres.started() as server:
         yield server
-    finally:
-        server.destroy()
 
 
 @pytest.fixture(scope="module")

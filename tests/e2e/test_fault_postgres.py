@@ -16,21 +16,16 @@ import pytest
 
 from sessions.engine import RETRY_MAX_SECONDS
 from tests.e2e.harness import (
-    DAPHNE,
     LOCAL,
-    PRODUCTION,
-    PYTHON,
     RATES,
-    Api,
+    ProductionStack,
     assert_seq_contiguous,
     assert_simulated_exactly,
     claim_redis_db,
     create_token,
-    free_port,
     process_env,
     release_redis_db,
     run_manage,
-    wait_healthy,
     wait_until,
 )
 from tests.e2e.instances import PrivatePostgres
@@ -41,56 +36,34 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def server():
-    pg = PrivatePostgres().init()
-    pg.start()
-    try:
+    with PrivatePostgres.started() as pg:
         yield pg
-    finally:
-        pg.destroy()
 
 
 @pytest.fixture(scope="module")
 def stack(server, module_procs):
-    """daphne on the private server, and a factory of workers with extra settings."""
+    """daphne on the private server; workers with extra settings are started per test (`recording`)."""
     database = server.database(f"robotest_fault_{secrets.token_hex(3)}")
     redis_url, claim = claim_redis_db()
-    env = process_env(settings=PRODUCTION, database_url=database.url, redis_url=redis_url)
-    run_manage(["migrate", "--noinput", "-v", "0"], env=process_env(settings=LOCAL, database_url=database.url))
-    token = create_token(process_env(settings=LOCAL, database_url=database.url))
-    port = free_port()
-    web = module_procs.start("daphne", [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "robotest_site.asgi:application"],
-                             env=env)
-    api = Api(f"http://127.0.0.1:{port}", token)
-    wait_healthy(api, web)
-
-    class Stack:
-        def __init__(self):
-            self.db, self.api, self.web, self.env = database, api, web, env
-
-        def worker(self, procs, **settings):
-            worker = procs.start("run_simulators", [PYTHON, "manage.py", "run_simulators"], env={**env, **settings})
-            wait_until(lambda: self.api.health()["services"]["worker"].get("name", "").endswith(f":{worker.pid}"),
-                       timeout=30, what="the worker's heartbeat", procs=(worker, web))
-            return worker
-
-        def recording(self, procs, name: str, **settings):
-            worker = self.worker(procs, **settings)
-            session_id = self.api.start(name=name)["session_id"]
-            t0 = database.session(session_id)["started_at"]
-            wait_for_readings(database, session_id, after=t0 + 1.0, procs=(worker,))
-            return worker, session_id, t0
-
-        def cleanup(self):
-            for statement in ("UPDATE recording_recordingsession SET status = 'aborted', stopped_at = now() "
-                              "WHERE status = 'recording'", "DELETE FROM recording_engineheartbeat"):
-                database.execute(statement)
-
-    stack = Stack()
+    env = process_env(settings=LOCAL, database_url=database.url)
+    run_manage(["migrate", "--noinput", "-v", "0"], env=env)
+    stack = ProductionStack(module_procs, database=database, redis_url=redis_url, token=create_token(env))
+    stack.start_web()
     try:
         yield stack
     finally:
         module_procs.stop_all()
         release_redis_db(redis_url, claim)
+
+
+def recording(stack, procs, name: str, **settings):
+    """A worker with `settings` up, and a session it has recorded for a second: (worker, session id, t0)."""
+    worker = stack.start_worker(procs, **settings)
+    stack.wait_worker_up(worker)
+    session_id = stack.api.start(name=name)["session_id"]
+    t0 = stack.db.session(session_id)["started_at"]
+    wait_for_readings(stack.db, session_id, after=t0 + 1.0, procs=(worker,))
+    return worker, session_id, t0
 
 
 @pytest.fixture
@@ -118,7 +91,7 @@ def log_lines(proc, text: str) -> int:
 
 
 def test_a_restart_mid_session_loses_nothing_and_the_worker_carries_on(fresh, server, procs):
-    worker, session_id, t0 = fresh.recording(procs, "e2e pg restart")
+    worker, session_id, t0 = recording(fresh, procs, "e2e pg restart")
     server.restart()  # pg_ctl restart -m fast: every connection is cut
     back = time.time()
     wait_for_readings(fresh.db, session_id, after=back + 1.0, procs=(worker,))
@@ -130,7 +103,7 @@ def test_a_restart_mid_session_loses_nothing_and_the_worker_carries_on(fresh, se
 
 def test_an_outage_longer_than_the_buffer_drops_the_oldest_counts_them_and_the_verdict_is_error(fresh, server, procs):
     # A buffer of one second of the session's rates (160 readings), and four seconds without the database.
-    worker, session_id, t0 = fresh.recording(procs, "e2e pg outage", ROBOTEST_ENGINE_BUFFER_SECONDS="1")
+    worker, session_id, t0 = recording(fresh, procs, "e2e pg outage", ROBOTEST_ENGINE_BUFFER_SECONDS="1")
     server.stop()
     down = time.time()
     try:
@@ -163,7 +136,7 @@ def test_an_outage_longer_than_the_buffer_drops_the_oldest_counts_them_and_the_v
 
 
 def test_a_statement_timeout_rolls_the_flush_back_whole_and_the_worker_retries(fresh, procs):
-    worker, session_id, t0 = fresh.recording(procs, "e2e statement timeout", ROBOTEST_DB_STATEMENT_TIMEOUT="0.5")
+    worker, session_id, t0 = recording(fresh, procs, "e2e statement timeout", ROBOTEST_DB_STATEMENT_TIMEOUT="0.5")
     # Another client holds the session's row for three seconds: each flush waits for it past the timeout.
     with psycopg.connect(fresh.db.url.replace("postgres://", "postgresql://")) as conn:
         conn.execute("SELECT id FROM recording_recordingsession WHERE id = %s FOR UPDATE", (session_id,))
@@ -184,7 +157,7 @@ def test_a_statement_timeout_rolls_the_flush_back_whole_and_the_worker_retries(f
 
 
 def test_a_full_disk_refuses_flushes_whole_until_space_returns(fresh, server, procs):
-    worker, session_id, t0 = fresh.recording(procs, "e2e disk full")
+    worker, session_id, t0 = recording(fresh, procs, "e2e disk full")
     # Fill the readings table to over a megabyte (the WAL's segments are 1 MB), then let no file grow.
     fresh.db.execute(
         "INSERT INTO recording_reading (session_id, sensor_id, seq, timestamp, value) "

@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import time
 from contextlib import AsyncExitStack
 
 import pytest
 
 from tests.e2e.harness import (
-    LOCAL,
     RATES,
-    PostgresDatabase,
     assert_rate,
     assert_seq_contiguous,
     by_sensor,
-    process_env,
-    run_manage,
     schedule_steps,
     wait_healthy,
     wait_worker_up,
@@ -58,25 +53,14 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 @pytest.fixture(scope="module")
 def private_redis():
-    server = PrivateRedis()
-    server.start()
-    yield server
-    server.destroy()
+    with PrivateRedis.started() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def redis_url(private_redis) -> str:
     """daphne and the worker talk through the module's own Redis, which the test stops and starts."""
     return private_redis.url
-
-
-@pytest.fixture(scope="module")
-def pg_database(request):
-    """A fresh, migrated database on the shared PostgreSQL (only Redis fails here), named robotest_hr_*."""
-    database = PostgresDatabase.create(f"robotest_hr_{secrets.token_hex(4)}")
-    request.addfinalizer(database.drop)
-    run_manage(["migrate", "--noinput", "-v", "0"], env=process_env(settings=LOCAL, database_url=database.url))
-    return database
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ import pytest
 
 from tests.e2e.harness import (
     LOCAL,
-    PYTHON,
     RATES,
     assert_seq_contiguous,
     assert_simulated_exactly,
@@ -108,8 +107,7 @@ def test_a_second_worker_takes_over_a_killed_workers_session_within_seconds(web,
 
 def test_a_frozen_worker_loses_its_session_and_stores_nothing_when_it_wakes(web, production, procs):
     db = production.db
-    env = {**production.env, "ROBOTEST_HEARTBEAT_TIMEOUT": str(SHORT_TIMEOUT)}
-    workers = [procs.start("run_simulators", [PYTHON, "manage.py", "run_simulators"], env=env) for _ in range(2)]
+    workers = [production.start_worker(procs, ROBOTEST_HEARTBEAT_TIMEOUT=str(SHORT_TIMEOUT)) for _ in range(2)]
     try:
         wait_until(lambda: {engine_name(w) for w in workers} <= live_engines(db), timeout=30,
                    what="both workers' heartbeats", procs=tuple(workers))

@@ -14,10 +14,8 @@ from tests.e2e.instances import PrivateRedis
 @pytest.fixture(scope="module")
 def location():
     """A Redis of the module's own: its connection count is this test's alone."""
-    server = PrivateRedis()
-    server.start()
-    yield server.url
-    server.destroy()
+    with PrivateRedis.started() as server:
+        yield server.url
 
 
 def _connections_received(location: str) -> int:
