@@ -29,10 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import partial
 
+import psycopg
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, close_old_connections, connection
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from robotest_site.observability import logs, metrics
@@ -107,27 +108,44 @@ class Engine:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then flush every session and return."""
-        listener = asyncio.create_task(self._listen())
+        listeners = [asyncio.create_task(self._listen("channel layer", self._layer_wakes))]
+        if connection.vendor == "postgresql":
+            listeners.append(asyncio.create_task(self._listen("database", self._database_wakes)))
         stopper = asyncio.create_task(stop.wait())
-        last_beat = 0.0
+        self._last_beat = 0.0
+        woken = False
         logger.info("engine %s started", self.name)
+        try:
+            # The database thread's connection now, not in the first session's first step.
+            await self.db(_connect)
+        except DatabaseError as exc:
+            self._database_failed(exc)
         try:
             while not stop.is_set():
                 try:
                     # Beat before claiming: other engines must see this one alive before it owns anything.
-                    if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
-                        await self.control(_beat, self.name, len(self.runners), self.buffered(), self.lost_readings)
-                        last_beat = time.monotonic()
-                    await self._reconcile()
+                    # Woken (a session started or stops), an engine that has beaten claims first: its
+                    # heartbeat is at most a second old, and the claim is on the new session's way
+                    # to its first frame.
+                    if woken and self._last_beat:
+                        await self._reconcile()
+                        await self._beat_if_due()
+                    else:
+                        await self._beat_if_due()
+                        await self._reconcile()
                     self._database_back()
                 except DatabaseError as exc:
                     self._database_failed(exc)
                 self._wake.clear()
                 waker = asyncio.create_task(self._wake.wait())
-                await asyncio.wait({stopper, waker}, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {stopper, waker}, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+                )
+                woken = waker in done
                 waker.cancel()
         finally:
-            listener.cancel()
+            for listener in listeners:
+                listener.cancel()
             stopper.cancel()
             await asyncio.gather(*(r.close() for r in self.runners.values()), return_exceptions=True)
             try:
@@ -140,28 +158,57 @@ class Engine:
             self._control.shutdown(wait=True)
             logger.info("engine %s stopped", self.name)
 
-    async def _listen(self) -> None:
-        """Wake the reconcile loop when the API starts or stops a session (a shortcut; it polls anyway)."""
+    async def _beat_if_due(self) -> None:
+        if time.monotonic() - self._last_beat >= HEARTBEAT_SECONDS:
+            await self.control(_beat, self.name, len(self.runners), self.buffered(), self.lost_readings)
+            self._last_beat = time.monotonic()
+
+    async def _listen(self, source: str, wakes) -> None:
+        """Wake the reconcile loop on each item of `wakes()` (a shortcut: the loop polls anyway).
+
+        A fault (the database or Redis restarting, a read timeout under load) pauses these
+        wake-ups only: said once, with its cause, and once when they are back.
+        """
         failing_since = None
         while True:
             try:
-                channel = await self.layer.new_channel()
-                await self.layer.group_add(events.ENGINE_GROUP, channel)
-                if failing_since is not None:
-                    logger.warning("engine wake-ups back after %.1f s", time.monotonic() - failing_since)
-                    failing_since = None
-                while True:
-                    await self.layer.receive(channel)
+                async for _ in wakes():
+                    if failing_since is not None:
+                        logger.warning("engine wake-ups from the %s back after %.1f s", source,
+                                       time.monotonic() - failing_since)
+                        failing_since = None
                     self._wake.set()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # A layer fault (Redis restarting, a read timeout under load) pauses wake-ups only:
-                # said once, with its cause, and once when they are back.
                 if failing_since is None:
                     failing_since = time.monotonic()
-                    logger.warning("engine wake-ups paused; polling every %.1f s", self.poll_seconds, exc_info=True)
-                await asyncio.sleep(LISTEN_RETRY_SECONDS)
+                    logger.warning("engine wake-ups from the %s paused; polling every %.1f s", source,
+                                   self.poll_seconds, exc_info=True)
+            await asyncio.sleep(LISTEN_RETRY_SECONDS)
+
+    async def _database_wakes(self):
+        """PostgreSQL's NOTIFY of a start, stop or reset (events.engine_wake); once first, when listening.
+
+        The web process sends it on its own database connection once the session is committed:
+        no hop to the channel layer on the request's way, and the engine hears of it as soon as
+        the row is visible. A connection of its own, outside Django's: it waits here for good.
+        """
+        listener = await psycopg.AsyncConnection.connect(**_listen_params(), autocommit=True)
+        async with listener:
+            await listener.execute(f"LISTEN {events.ENGINE_CHANNEL}")
+            yield  # whatever was committed while nobody listened
+            async for _ in listener.notifies():
+                yield
+
+    async def _layer_wakes(self):
+        """The layer's `engine.wake` events (what web processes on SQLite send); once first, when listening."""
+        channel = await self.layer.new_channel()
+        await self.layer.group_add(events.ENGINE_GROUP, channel)
+        yield
+        while True:
+            await self.layer.receive(channel)
+            yield
 
     def _database_failed(self, exc: DatabaseError) -> None:
         self._db_failed_at = time.monotonic()
@@ -178,7 +225,8 @@ class Engine:
     async def _reconcile(self) -> None:
         # Right after the database came back, other engines have not beaten for the same reason.
         trust = self._db_failed_at is None or time.monotonic() - self._db_failed_at > settings.ROBOTEST_HEARTBEAT_TIMEOUT
-        sessions = await self.control(_claim_sessions, self.name, take_from_silent=trust)
+        running = {pk for pk, runner in self.runners.items() if runner.task is not None and not runner.task.done()}
+        sessions = await self.control(_claim_sessions, self.name, take_from_silent=trust, running=running)
         for session_id in list(self.runners):
             if session_id not in sessions:
                 # Aborted, deleted or completed by someone else: what it still holds is not wanted.
@@ -290,7 +338,10 @@ class SessionRunner:
                 await self._drain_events(timeout=0.5)
 
     async def _build_simulators(self) -> None:
-        sensors, last = await self.engine.db(_session_sensors, self.session_id, self.info["rig_id"])
+        if "sensors" in self.info:  # read with the claim (a session new to this engine)
+            sensors, last = self.info["sensors"], self.info["last"]
+        else:
+            sensors, last = await self.engine.db(_session_sensors, self.session_id, self.info["rig_id"])
         t0 = self.info["started_at"]
         # Simulate from the first sample not stored (a taken-over session's gap included), but
         # at most ROBOTEST_CATCH_UP_SECONDS back: what lies before is lost, and counted.
@@ -466,17 +517,31 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
+def _connect() -> None:
+    connection.ensure_connection()
+
+
+def _listen_params() -> dict:
+    """psycopg's connection arguments for the default database, as Django would connect."""
+    params = connection.get_connection_params()
+    for django_only in ("cursor_factory", "context", "prepare_threshold"):
+        params.pop(django_only, None)
+    return params
+
+
 def _close_connection() -> None:
     # Looked up in the database thread: `connection` resolves to the calling thread's connection.
     connection.close()
 
 
-def _claim_sessions(name: str, *, take_from_silent: bool = True) -> dict[int, dict]:
+def _claim_sessions(name: str, *, take_from_silent: bool = True, running=frozenset()) -> dict[int, dict]:
     """Take this engine's share of the recording sessions no live engine runs; return all it runs.
 
     The share is the recording sessions divided by the live engines, rounded up: engines started
     together split the sessions evenly. `take_from_silent=False` (the database was just away)
-    treats every engine with a heartbeat as alive, however old the heartbeat.
+    treats every engine with a heartbeat as alive, however old the heartbeat. A session not in
+    `running` (the engine has no runner for it yet) comes with its sensors and where each
+    stopped (`_session_sensors`), read in the same visit: a new session's way to its first frame.
     """
     recording = RecordingSession.objects.filter(
         status=RecordingSession.Status.RECORDING, rig__source=Rig.Source.SIMULATED
@@ -497,7 +562,7 @@ def _claim_sessions(name: str, *, take_from_silent: bool = True) -> dict[int, di
         # locked row: of two engines claiming one session at once, the second finds it taken.
         RecordingSession.objects.filter(pk__in=free).exclude(engine__in=alive).update(engine=name)
     rows = recording.filter(engine=name).values("id", "rig_id", "started_at", "stop_requested_at", "rates")
-    return {
+    claimed = {
         row["id"]: {
             **row,
             "started_at": row["started_at"].timestamp(),
@@ -505,6 +570,10 @@ def _claim_sessions(name: str, *, take_from_silent: bool = True) -> dict[int, di
         }
         for row in rows
     }
+    for pk, info in claimed.items():
+        if pk not in running:
+            info["sensors"], info["last"] = _session_sensors(pk, info["rig_id"])
+    return claimed
 
 
 def _died_here(owner: str) -> bool:
@@ -528,18 +597,13 @@ def _died_here(owner: str) -> bool:
 
 def _session_sensors(session_id: int, rig_id: int) -> tuple[list[tuple], dict[str, float]]:
     """The rig's sensors, and when each last stored a reading in this session (to resume after it)."""
-    sensors = list(Sensor.objects.filter(rig_id=rig_id).values_list("id", "name", "sensor_type", "rate_hz"))
-    last = {}
-    for pk, name, _, _ in sensors:
-        ts = (
-            Reading.objects.filter(session_id=session_id, sensor_id=pk)
-            .order_by("-timestamp")
-            .values_list("timestamp", flat=True)
-            .first()
-        )
-        if ts is not None:
-            last[name] = ts.timestamp()
-    return [(name, sensor_type, rate_hz) for _, name, sensor_type, rate_hz in sensors], last
+    # One statement: each sensor's last reading is one backward step of the (session, sensor,
+    # timestamp) index.
+    latest = Reading.objects.filter(session_id=session_id, sensor_id=OuterRef("pk")).order_by("-timestamp")
+    rows = Sensor.objects.filter(rig_id=rig_id).annotate(last=Subquery(latest.values("timestamp")[:1]))
+    sensors = list(rows.order_by("pk").values_list("name", "sensor_type", "rate_hz", "last"))
+    last = {name: ts.timestamp() for name, _, _, ts in sensors if ts is not None}
+    return [(name, sensor_type, rate_hz) for name, sensor_type, rate_hz, _ in sensors], last
 
 
 def _beat(name: str, sessions: int, buffered: int, lost: int) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db import DatabaseError, connection
 
 from sessions.recording.pipeline import RecordResult
 
@@ -18,7 +19,9 @@ logger = logging.getLogger(__name__)
 
 # Every recording session's readings; clients with no subscription listen here.
 LIVE_GROUP = "sessions.live"
-# The simulator engines: told to look at the sessions table now instead of at the next poll.
+# The simulator engines: told to look at the sessions table now instead of at the next poll,
+# through PostgreSQL's NOTIFY on this channel, or (SQLite: one process) the layer's group.
+ENGINE_CHANNEL = "robotest_engine"
 ENGINE_GROUP = "engine"
 
 
@@ -130,7 +133,22 @@ async def _publish_all(layer, session_id: int, events) -> None:
 
 
 def engine_wake() -> None:
-    """Tell the engines to look at the sessions table now (start and stop take effect sooner)."""
+    """Tell the engines to look at the sessions table now (start and stop take effect sooner).
+
+    Called after the commit of a start, stop or reset. On PostgreSQL a NOTIFY on the request's own
+    connection (one statement; the engines LISTEN, sessions/engine.py): the layer's group_send
+    would cost the request a hop to the event loop and a few Redis round trips before the
+    engine hears of the session, on the way to its first frame.
+    """
+    if connection.vendor == "postgresql":
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"NOTIFY {ENGINE_CHANNEL}")
+            return
+        except DatabaseError:
+            # The engines poll anyway; waking them is only a shortcut.
+            logger.warning("could not wake the engines", exc_info=True)
+            return
     layer = get_channel_layer()
     if layer is None:
         return
