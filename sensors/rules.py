@@ -14,10 +14,15 @@ status is the worst band reached.
 
 import logging
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice
 from numbers import Real
 
+import numpy as np
 from django.conf import settings
+
+from sensors import columnar
 
 logger = logging.getLogger(__name__)
 
@@ -197,14 +202,21 @@ class _Check:
             text = (f"{name} changed by {_format_value(peak)}{unit} over {self.lag} readings, "
                     f"above {status} limit {_format_bound(bound)}")
         else:
-            above = peak > self.inner_high
+            # The side of the band the peak crossed (bands that overlap oddly, say a warning high
+            # below the error low, can have a peak above one band and below the other).
             if status == ERROR:
+                above = peak > self.eh
                 bound = self.error_high if above else self.error_low
             else:
+                above = peak > self.wh
                 bound = self.warning_high if above else self.warning_low
             text = (f"{name} {_format_value(peak)}{unit} {'above' if above else 'below'} "
                     f"{status} limit {_format_bound(bound)}")
         return f"{self.message}: {text}" if self.message else text
+
+
+def _touch_order(touch: tuple) -> tuple[int, int]:
+    return touch[0], touch[1]
 
 
 class Validator:
@@ -317,6 +329,142 @@ class Validator:
             self._changes[id(episode)] = episode
         if history is not None:
             history.append(value)
+
+    def feed_batch(self, sensors: Sequence[str], timestamps: Sequence[float], values: Sequence) -> None:
+        """Check a batch in timestamp order: the same episodes and changes as `feed` on each reading in turn.
+
+        Each sensor's readings are checked as arrays (sensors.columnar); a sensor whose values an
+        array cannot compare exactly goes through `feed`, reading by reading.
+        """
+        positions: dict[str, list[int]] = {}
+        for k, name in enumerate(sensors):
+            group = positions.get(name)
+            if group is None:
+                positions[name] = [k]
+            else:
+                group.append(k)
+        touches: list[tuple[int, int, Episode]] = []
+        for name, pos in positions.items():
+            state = self._sensors.get(name)
+            if state is None or not state[0]:
+                continue
+            vals = [values[k] for k in pos]
+            found = self._check_columns(name, state, pos, timestamps, vals)
+            if found is None:
+                found = self._check_one_by_one(name, pos, timestamps, vals)
+            touches.extend(found)
+        # The order `feed` would have noted them in: by the reading that first touched each, then by rule.
+        touches.sort(key=_touch_order)
+        changes = self._changes
+        for _, _, episode in touches:
+            changes.setdefault(id(episode), episode)
+
+    def _check_columns(self, sensor: str, state, pos: list[int], timestamps: Sequence[float], vals: list):
+        """One sensor's readings as arrays: the (position, rule order, episode) of each episode touched, or None."""
+        checks, history = state
+        past = list(history) if history is not None else []
+        h = len(past)
+        n = len(vals)
+        extracted: dict[str, tuple] = {}
+        for check in checks:
+            if check.field not in extracted:
+                if check.field:
+                    field = check.field
+                    xs = [v.get(field) if isinstance(v, dict) else None for v in (*past, *vals)]
+                else:
+                    xs = [*past, *vals]
+                arrays = columnar.numbers(xs)
+                if arrays is None:
+                    return None
+                extracted[check.field] = (xs, *arrays)
+        touches = []
+        for order, check in enumerate(checks):
+            xs, x, ok = extracted[check.field]
+            if check.delta:
+                lag = check.lag
+                if h + n <= lag:
+                    continue
+                first = max(lag - h, 0)  # the first reading with a reading `lag` before it
+                now = ok[h + first:]
+                valid = now & ok[h + first - lag:h + n - lag]
+                idx = np.flatnonzero(valid) + first
+                if not idx.size:
+                    continue
+                excess = np.abs(x[h + idx] - x[h + idx - lag])
+                rank = columnar.delta_ranks(excess, check)
+            else:
+                idx = np.flatnonzero(ok[h:])
+                if not idx.size:
+                    continue
+                rank, excess = columnar.range_ranks(x[h + idx], check)
+            starts, ends, peaks = (a.tolist() for a in columnar.runs(rank, excess))
+            last = len(idx) - 1
+
+            def peak_at(i: int):
+                # The peak as `feed` computes it, from the values themselves (an int stays an int).
+                j = h + int(idx[i])
+                if check.delta:
+                    peak = abs(xs[j] - xs[j - check.lag])
+                    return peak, peak
+                return xs[j], check.excess(xs[j])
+
+            episode = check.episode
+            first_run = 0
+            if episode is not None:
+                touches.append((pos[idx[0]], order, episode))
+                if starts and starts[0] == 0:
+                    first_run = 1
+                    end, at = ends[0], peaks[0]
+                    episode.count += end + 1
+                    episode.last_timestamp = timestamps[pos[idx[end]]]
+                    band = int(rank[at])
+                    peak, excess_at = peak_at(at)
+                    if band > check.peak_rank or (band == check.peak_rank and excess_at > check.peak_excess):
+                        check.peak_rank = band
+                        check.peak_excess = excess_at
+                        episode.peak = peak
+                        episode.status = status = _STATUS[band]
+                        episode.message = check.describe(status, peak)
+                    if end != last:
+                        episode.is_open = False
+                        check.episode = None
+                else:
+                    episode.is_open = False
+                    check.episode = None
+            for start, end, at in zip(starts[first_run:], ends[first_run:], peaks[first_run:], strict=True):
+                band = int(rank[at])
+                status = _STATUS[band]
+                peak, excess_at = peak_at(at)
+                episode = Episode(
+                    rule=check.code, sensor=sensor, sensor_type=check.sensor_type, status=status,
+                    message=check.describe(status, peak), first_timestamp=timestamps[pos[idx[start]]],
+                    last_timestamp=timestamps[pos[idx[end]]], count=end - start + 1, peak=peak,
+                    details=dict(check.details), is_open=end == last,
+                )
+                if end == last:
+                    check.episode = episode
+                    check.peak_rank = band
+                    check.peak_excess = excess_at
+                touches.append((pos[idx[start]], order, episode))
+        if history is not None:
+            history.extend(vals[-history.maxlen:])
+        return touches
+
+    def _check_one_by_one(self, sensor: str, pos: list[int], timestamps: Sequence[float], vals: list):
+        """One sensor's readings through `feed`, noting which reading first touched each episode."""
+        saved, self._changes = self._changes, {}
+        touches = []
+        try:
+            for k, value in zip(pos, vals, strict=True):
+                seen = len(self._changes)
+                self.feed(sensor, timestamps[k], value)
+                grown = len(self._changes) - seen
+                if grown:
+                    noted = list(islice(reversed(self._changes.values()), grown))[::-1]
+                    touches.extend((k, order, episode) for order, episode in enumerate(noted))
+        finally:
+            self._changes = saved
+        return touches
 
     def take_changes(self) -> list[Episode]:
         """Episodes opened, grown or closed since the last call, each once; then forget them."""
