@@ -122,6 +122,10 @@ class Engine:
             self._database_failed(exc)
         try:
             while not stop.is_set():
+                # Cleared before the claim, not after it: a wake-up that comes while a claim runs
+                # (whose snapshot may predate the new session's commit) gets another claim at once,
+                # not one at the next poll (a session's first frame 0.5 s late, issue 12).
+                self._wake.clear()
                 try:
                     # Beat before claiming: other engines must see this one alive before it owns anything.
                     # Woken (a session started or stops), an engine that has beaten claims first: its
@@ -136,7 +140,6 @@ class Engine:
                     self._database_back()
                 except DatabaseError as exc:
                     self._database_failed(exc)
-                self._wake.clear()
                 waker = asyncio.create_task(self._wake.wait())
                 done, _ = await asyncio.wait(
                     {stopper, waker}, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED

@@ -4,14 +4,15 @@ import asyncio
 import json
 import random
 
+import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection
 
-from sensors.models import Rig
+from sensors.models import Rig, Sensor
 from sensors.simulators import seed_key_for, simulator_for
-from sessions.engine import FLUSH_MAX_WAIT, Engine
+from sessions.engine import FLUSH_MAX_WAIT, Engine, _listen_params
 from sessions.live.events import LIVE_GROUP
 from sessions.models import EngineHeartbeat, Reading, RecordingSession
 from sessions.services import session_start, session_stop
@@ -155,3 +156,78 @@ async def test_two_engines_share_the_sessions_and_never_record_one_twice(fast_ra
             ts async for ts in Reading.objects.filter(session=session, sensor__name=sensor).values_list("timestamp", flat=True)
         ]
         assert stamps and len(stamps) == len(set(stamps)), sensor
+
+
+# --- Wake-ups: the engine hears of new sessions from the database's NOTIFY, no poll to fall back on ---
+
+# Longer than any test: a session noticed at all was noticed through a wake-up.
+NO_POLL = 3600.0
+
+
+def _start(rig_name: str) -> int:
+    try:
+        return session_start(rig=Rig.objects.get(name=rig_name)).pk
+    finally:
+        connection.close()
+
+
+def _simulated_rig(name: str) -> None:
+    rig = Rig.objects.create(name=name, source=Rig.Source.SIMULATED)
+    Sensor.objects.create(rig=rig, name="fz", sensor_type="force", rate_hz=50.0)
+
+
+def _database() -> psycopg.Connection:
+    return psycopg.connect(**_listen_params(), autocommit=True)
+
+
+async def _until(predicate, what: str, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not await predicate():
+            await asyncio.sleep(0.05)
+
+
+async def _recorded(session_id: int) -> bool:
+    return await Reading.objects.filter(session_id=session_id).aexists()
+
+
+async def test_a_session_started_while_the_engine_claims_is_claimed_at_once_not_at_the_next_poll():
+    await RecordingSession.objects.filter(status="recording").aupdate(status="aborted")
+    await sync_to_async(_simulated_rig)("wake-a")
+    await sync_to_async(_simulated_rig)("wake-b")
+    first = await sync_to_async(_start, thread_sensitive=False)("wake-a")
+    stop = asyncio.Event()
+    engine_task = None
+    with _database() as locker, _database() as watcher:
+        # The engine's claim of the first session waits on this row lock: the second session
+        # starts (and notifies) while that claim, which did not see it, is still running.
+        locker.execute("BEGIN")
+        locker.execute("SELECT id FROM recording_recordingsession WHERE id = %s FOR UPDATE", [first])
+        engine_task = asyncio.create_task(Engine(layer=get_channel_layer(), poll_seconds=NO_POLL).run(stop))
+        try:
+            await _until(lambda: asyncio.to_thread(
+                lambda: watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0] > 0
+            ), "the engine's claim waiting on the lock")
+            second = await sync_to_async(_start, thread_sensitive=False)("wake-b")
+            locker.execute("COMMIT")
+
+            await _until(lambda: _recorded(first), "readings of the first session")
+            await _until(lambda: _recorded(second), "readings of the second session")
+        finally:
+            if locker.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                locker.execute("ROLLBACK")
+            stop.set()
+            await asyncio.wait_for(engine_task, timeout=10)
+
+
+async def test_an_idle_engine_records_a_session_as_soon_as_it_is_started():
+    await RecordingSession.objects.filter(status="recording").aupdate(status="aborted")
+    await sync_to_async(_simulated_rig)("wake-c")
+    stop = asyncio.Event()
+    engine_task = asyncio.create_task(Engine(layer=get_channel_layer(), poll_seconds=NO_POLL).run(stop))
+    try:
+        await asyncio.sleep(0.5)  # idle: its first claims found nothing
+        session_id = await sync_to_async(_start, thread_sensitive=False)("wake-c")
+        await _until(lambda: _recorded(session_id), "readings of the session")
+    finally:
+        stop.set()
+        await asyncio.wait_for(engine_task, timeout=10)

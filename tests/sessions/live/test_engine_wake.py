@@ -2,9 +2,9 @@
 
 import psycopg
 import pytest
-from django.db import connection
 
 from sensors.models import Rig
+from sessions.engine import _listen_params
 from sessions.live.events import ENGINE_CHANNEL
 from sessions.models import RecordingSession
 from sessions.services import session_reset, session_start
@@ -15,9 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 @pytest.fixture
 def listener():
-    params = {k: v for k, v in connection.get_connection_params().items()
-              if k not in ("cursor_factory", "context", "prepare_threshold")}
-    with psycopg.connect(**params, autocommit=True) as conn:
+    with psycopg.connect(**_listen_params(), autocommit=True) as conn:
         conn.execute(f"LISTEN {ENGINE_CHANNEL}")
         yield conn
 
