@@ -370,8 +370,11 @@ def main() -> None:
                         help="write each data frame of each process's first client to PREFIX_<scenario>_<rep>_<process>.txt")
     parser.add_argument("--profile", metavar="DIR", help="py-spy daphne and run_simulators in each first repetition")
     parser.add_argument("--json", metavar="FILE", help="also write every repetition as JSON")
+    parser.add_argument("--database-url", default=PG_URL, help="the benchmark's PostgreSQL database (dropped and migrated)")
+    parser.add_argument("--redis-url", default=REDIS_URL, help="the benchmark's Redis database (flushed)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    globals().update(PG_URL=args.database_url, REDIS_URL=args.redis_url)
     if args.worker:
         asyncio.run(_worker(json.loads(args.worker)))
         return

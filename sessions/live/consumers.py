@@ -14,8 +14,8 @@ from django.conf import settings
 from robotest_site.observability import metrics
 from sessions.live import presence
 from sessions.live.access import REJECTION
-from sessions.live.flow import EXTENSION, SEND
-from sessions.live.frames import BatchPart, EventFrames, Subscription, SubscriptionError
+from sessions.live.flow import EXTENSION, SEND, SEND_WIRE, text_frames
+from sessions.live.frames import BatchPart, EventFrames, FrameGroup, Subscription, SubscriptionError
 from sessions.live.hub import hub_for
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,9 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
             return
         self.subscription = Subscription()
         extensions = self.scope.get("extensions", {})
-        self.outbox = Outbox(_direct_send(extensions.get(SEND)) or self.send, extensions.get(EXTENSION))
+        self.outbox = Outbox(
+            _direct_send(extensions.get(SEND)) or self.send, extensions.get(EXTENSION), extensions.get(SEND_WIRE)
+        )
         # Events reach consumers through this process's hub, not a layer channel each (hub.py).
         self.hub = hub_for(get_channel_layer())
         await self.hub.join(self)
@@ -156,7 +158,11 @@ class SensorDataConsumer(AsyncWebsocketConsumer):
     # The hub's calls (hub.Member): synchronous, they only queue frames.
 
     def live_batch(self, event: dict, frames: EventFrames) -> None:
-        self.outbox.put(self.subscription.frames(event, frames))
+        subscription = self.subscription
+        if not subscription.everything():
+            self.outbox.put(subscription.frames(event, frames))
+        elif subscription.wants(event["session_id"]):
+            self.outbox.put_group(frames.group(batch=subscription.batch))
 
     def live_status(self, event: dict, frame: str) -> None:
         if self.subscription.wants(event.get("session_id")):
@@ -219,11 +225,16 @@ class Outbox:
     told with a `lag` frame before the next one it gets. Recording and other clients never wait.
     Batch parts that queued up while the client (or the server) was busy go out joined, as one
     frame, with the validation frames that came between them after it.
+
+    Under daphne (`send_wire`, sessions/live/flow.py) frames for a client that keeps up, with
+    nothing queued, are written at once as WebSocket bytes: no task switch per client and event,
+    and an unfiltered client's bytes are the ones built once for every such client (`FrameGroup`).
     """
 
-    def __init__(self, send, unsent_bytes=None) -> None:
+    def __init__(self, send, unsent_bytes=None, send_wire=None) -> None:
         self._send = send
         self._unsent = unsent_bytes
+        self._send_wire = send_wire
         self._frames: deque[str | BatchPart] = deque()
         self._bytes = 0
         self._ready = asyncio.Event()
@@ -231,9 +242,34 @@ class Outbox:
         self.total_dropped = 0
         self._task = asyncio.create_task(self._drain())
 
+    def _can_send_now(self) -> bool:
+        """Nothing queued or to report, and the client reads: frames may skip the queue."""
+        return (
+            self._send_wire is not None and not self._frames and not self.dropped
+            and (self._unsent is None or self._unsent() <= HIGH_WATER)
+        )
+
+    def _sent_now(self, texts: list[str], wire) -> bool:
+        if self._send_wire(wire()):
+            metrics.LIVE_FRAMES_SENT.inc(len(texts))
+            return True
+        self._send_wire = None  # a connection that needs text (compression) needs it for good
+        return False
+
+    def put_group(self, group: FrameGroup) -> None:
+        """Queue one event's frames as every unfiltered client gets them (sent at once when possible)."""
+        if not group.texts:
+            return
+        if not (self._can_send_now() and self._sent_now(group.texts, group.wire)):
+            self.put(group.items)
+
     def put(self, frames: list[str | BatchPart]) -> None:
         if not frames:
             return
+        if self._can_send_now():
+            texts = [frame.frame() if isinstance(frame, BatchPart) else frame for frame in frames]
+            if self._sent_now(texts, lambda: text_frames(texts)):
+                return
         self._frames.extend(frames)
         self._bytes += sum(map(len, frames))
         excess = 0

@@ -10,7 +10,10 @@ skip Channels' session middleware, whose `send` looks into the lazy session of e
 decide whether to save it (it saves only on `http.response.start`): 19 % of daphne's CPU with 50
 clients at 10,000 readings/s (docs/benchmarks.md). And autobahn formats the arguments of a debug
 log line (`hltype`, `hlval`: click styling) for every frame it sends, logged or not: another
-20 %; those two formatters become pass-throughs in its protocol module.
+20 %; those two formatters become pass-throughs in its protocol module. And a send of frames
+already framed (`robotest.send_wire`, `send_wire`): the frames every unfiltered client gets are
+framed once per process (`text_frames`, sessions/live/frames.py `FrameGroup`) and written to each
+connection as they are, instead of being encoded to UTF-8 and framed by autobahn once per client.
 
 Two answers daphne cannot give on its own, given here as well:
 - a WebSocket handshake refused with an HTTP status (the ASGI `websocket.http.response`
@@ -23,12 +26,14 @@ Two answers daphne cannot give on its own, given here as well:
   naming the problem (docs/errors.md).
 """
 
+import struct
 import sys
 from functools import partial
 from http import HTTPStatus
 
 EXTENSION = "robotest.unsent_bytes"
 SEND = "robotest.send"
+SEND_WIRE = "robotest.send_wire"
 HTTP_RESPONSE = "websocket.http.response"  # the ASGI extension that answers a handshake with HTTP
 
 
@@ -48,6 +53,7 @@ def install() -> None:
                 **scope.get("extensions", {}),
                 EXTENSION: partial(unsent_bytes, protocol),
                 SEND: partial(self.handle_reply, protocol),
+                SEND_WIRE: partial(send_wire, self, protocol),
                 HTTP_RESPONSE: {},
             }
             scope = {**scope, "extensions": extensions}
@@ -106,6 +112,38 @@ def _leave_post_bodies_to_django() -> None:
         self._parsePOSTFormSubmission = False  # twisted.web.http.Request's switch for its form parse
 
     WebRequest.__init__ = __init__
+
+
+def text_frames(texts: list[str]) -> bytes:
+    """The texts as WebSocket text frames, as a server sends them (RFC 6455: FIN, unmasked, no extension)."""
+    out = []
+    for text in texts:
+        payload = text.encode()
+        size = len(payload)
+        if size <= 125:
+            out.append(bytes((0x81, size)))
+        elif size <= 0xFFFF:
+            out.append(struct.pack("!BBH", 0x81, 126, size))
+        else:
+            out.append(struct.pack("!BBQ", 0x81, 127, size))
+        out.append(payload)
+    return b"".join(out)
+
+
+def send_wire(server, protocol, data: bytes) -> bool:
+    """Write frames built by `text_frames` to the connection now; False if it needs them as text.
+
+    A connection that is closing or gone takes them and drops them, as daphne's own send does.
+    One that negotiated compression (permessage-deflate) needs each message compressed for it:
+    its frames go as text, through daphne's send.
+    """
+    if protocol not in server.connections or server.connections[protocol].get("disconnected"):
+        return True
+    if getattr(protocol, "_perMessageCompress", None) is not None:
+        return False
+    if protocol.state == protocol.STATE_OPEN:
+        protocol.sendData(data)  # behind whatever autobahn has queued itself
+    return True
 
 
 def unsent_bytes(protocol) -> int:

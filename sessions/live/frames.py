@@ -2,7 +2,8 @@
 
 Layer events carry each reading already encoded as JSON text (`lines`), so a frame is built by
 joining strings; the frames every unfiltered client gets (and the validation frames) are built
-once per event in a process (`EventFrames`), not once per client. Only a client that asks for
+once per event in a process (`EventFrames`), not once per client: as text, and under daphne as
+the WebSocket bytes every such client is sent (`FrameGroup`). Only a client that asks for
 `max_hz` has its readings parsed, to keep each interval's extremes (sessions/live/decimation.py).
 """
 
@@ -80,6 +81,10 @@ class Subscription:
             sub._decimator = Decimator(max_hz)
         return sub
 
+    def everything(self) -> bool:
+        """Every sensor, every reading: the frames are the ones every such client gets (`EventFrames.group`)."""
+        return self.sensors is None and self._decimator is None
+
     def describe(self) -> dict:
         return {
             "session": self.session,
@@ -96,7 +101,7 @@ class Subscription:
         if not self.wants(event["session_id"]):
             return []
         shared = shared or EventFrames(event)
-        if self.sensors is None and self._decimator is None:
+        if self.everything():
             # Everything, as every such client gets it: built once per event, not once per client.
             frames = list(shared.batch() if self.batch else shared.singles())
         else:
@@ -117,6 +122,27 @@ def _batch_frames(session_id: int, lines: list[str]) -> list[BatchPart]:
     return [BatchPart(session_id, ",".join(lines))] if lines else []
 
 
+@dataclass(eq=False, slots=True)
+class FrameGroup:
+    """One event's frames as every unfiltered client of one mode gets them: readings, then validation.
+
+    `items` are what a client's outbox queues when it cannot send at once (batch parts stay
+    joinable with the parts queued beside them); `wire()` is the frames as WebSocket bytes,
+    built the first time a client is sent them and shared by every client after it.
+    """
+
+    texts: list[str]
+    items: list["str | BatchPart"]
+    _wire: bytes | None = None
+
+    def wire(self) -> bytes:
+        if self._wire is None:
+            from sessions.live.flow import text_frames
+
+            self._wire = text_frames(self.texts)
+        return self._wire
+
+
 class EventFrames:
     """The frames of one layer event that do not depend on who gets them, each built at most once."""
 
@@ -125,6 +151,17 @@ class EventFrames:
         self._batch: list[BatchPart] | None = None
         self._singles: list[str] | None = None
         self._validation: list[tuple[str | None, str]] | None = None
+        self._groups: dict[bool, FrameGroup] = {}
+
+    def group(self, *, batch: bool) -> FrameGroup:
+        """What every client of this mode with `Subscription.everything()` gets, validation included."""
+        group = self._groups.get(batch)
+        if group is None:
+            readings = self.batch() if batch else self.singles()
+            validation = [frame for _, frame in self.validation()]
+            texts = [part.frame() for part in readings] if batch else list(readings)
+            group = self._groups[batch] = FrameGroup(texts + validation, [*readings, *validation])
+        return group
 
     def batch(self) -> list[BatchPart]:
         if self._batch is None:

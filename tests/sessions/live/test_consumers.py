@@ -12,11 +12,12 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from sessions.live import consumers, events, presence
-from sessions.live.frames import BatchPart
+from sessions.live.frames import BatchPart, EventFrames
 from sessions.models import RecordingSession
 from sessions.recording.pipeline import readings_record
 from sessions.services import session_stop
-from tests.conftest import T0, auth, ingest_over_asgi, items
+from tests.conftest import T0, auth, ingest_over_asgi, items, line
+from tests.sessions.live.wire import websocket_texts
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.usefixtures("live_layer")]
 
@@ -518,6 +519,11 @@ class FakeClient:
     def unsent_bytes(self) -> int:
         return consumers.HIGH_WATER + 1 if self.stalled else 0
 
+    def send_wire(self, data: bytes) -> bool:
+        """daphne's send of frames already framed (sessions/live/flow.py): the client reads them as frames."""
+        self.sent.extend(websocket_texts(data))
+        return True
+
 
 async def wait_for_sent(client: FakeClient, count: int, timeout: float = 5.0) -> None:
     loop = asyncio.get_running_loop()
@@ -673,3 +679,57 @@ async def test_outbox_joins_batch_parts_only_up_to_the_frame_size_a_client_accep
         outbox.close()
 
     assert [[r["seq"] for r in json.loads(text)["data"]] for text in client.sent] == [[1, 2], [3, 4], [5]]
+
+
+def _event_frames(first_seq: int, count: int, *, alert: bool = False) -> EventFrames:
+    lines = [line(seq, "fz", T0 + seq / 100, float(seq), session_id=1) for seq in range(first_seq, first_seq + count)]
+    validation = [{"id": first_seq, "session_id": 1, "sensor": "fz", "status": "warning"}] if alert else []
+    return EventFrames({"type": "sensor.batch", "session_id": 1, "first_seq": first_seq,
+                        "last_seq": first_seq + count - 1, "lines": lines, "sensors": ["fz"] * count,
+                        "validation": validation})
+
+
+def _seqs(texts: list[str]) -> list[int]:
+    frames = [json.loads(text) for text in texts]
+    return [r["seq"] for f in frames if f["type"] == "sensor_data_batch" for r in f["data"]]
+
+
+async def test_an_unfiltered_client_that_keeps_up_is_sent_each_events_frames_at_once():
+    client = FakeClient()
+    outbox = consumers.Outbox(client.send, client.unsent_bytes, client.send_wire)
+    try:
+        group = _event_frames(1, 3, alert=True).group(batch=True)
+        outbox.put_group(group)
+
+        # Written before anything else ran: no task of the client's own had to wake for it.
+        assert client.sent == group.texts
+    finally:
+        outbox.close()
+    assert [json.loads(text)["type"] for text in client.sent] == ["sensor_data_batch", "validation"]
+
+
+async def test_a_client_that_stalls_gets_its_queued_frames_first_then_new_ones_at_once_in_order():
+    client = FakeClient()
+    outbox = consumers.Outbox(client.send, client.unsent_bytes, client.send_wire)
+    try:
+        outbox.put_group(_event_frames(1, 2).group(batch=True))
+        client.stalled = True
+        outbox.put_group(_event_frames(3, 2, alert=True).group(batch=True))
+        outbox.put_group(_event_frames(5, 2).group(batch=True))
+        outbox.put(['{"type":"system_status","data":{"session_id":1}}'])
+        await asyncio.sleep(0.1)
+        assert _seqs(client.sent) == [1, 2]
+
+        client.stalled = False
+        await wait_for_sent(client, 4)
+        outbox.put_group(_event_frames(7, 1).group(batch=True))
+        await asyncio.sleep(0.05)
+    finally:
+        outbox.close()
+
+    # The queued batches went joined, the alert after their readings, the status after them, then
+    # the next event's frames, at once: every reading once, in order.
+    assert _seqs(client.sent) == list(range(1, 8))
+    assert [json.loads(text)["type"] for text in client.sent] == [
+        "sensor_data_batch", "sensor_data_batch", "validation", "system_status", "sensor_data_batch",
+    ]

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from sessions.live.frames import BatchPart, Subscription, SubscriptionError
+from sessions.live.frames import BatchPart, EventFrames, Subscription, SubscriptionError
 from tests.conftest import T0, line
+from tests.sessions.live.wire import websocket_texts
 
 
 def event(lines: list[str], *, validation=(), session_id: int = 7) -> dict:
@@ -200,3 +201,33 @@ def test_each_subscription_decimates_on_its_own():
     # The first knows the interval seq 3 opened; the second only sees it from seq 4 on.
     assert [f["data"]["seq"] for f in decoded(seen_everything.frames(event(lines[3:])))] == [3, 4]
     assert [f["data"]["seq"] for f in decoded(joined_late.frames(event(lines[3:])))] == [4]
+
+
+# --- EventFrames.group: what every unfiltered client gets, built once ---------------------------
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_group_holds_an_unfiltered_clients_frames_and_its_bytes_are_those_frames(batch):
+    lines = [line(1, "fz", T0, 1.5), line(2, "temp", T0 + 0.1, 20.0), line(3, "fz", T0 + 0.2, 90.5)]
+    shared = EventFrames(event(lines, validation=[result("fz"), result("temp", "error")]))
+    subscription = Subscription.parse({"batch": batch})
+
+    group = shared.group(batch=batch)
+
+    assert [json.loads(text) for text in group.texts] == decoded(subscription.frames(shared.event, shared))
+    assert websocket_texts(group.wire()) == group.texts
+    assert shared.group(batch=batch) is group and group.wire() is group.wire()
+
+
+def test_a_group_of_an_event_with_no_readings_holds_its_validation_frames_only():
+    shared = EventFrames(event([], validation=[result("fz", "ok")]))
+
+    assert [json.loads(text)["type"] for text in shared.group(batch=True).texts] == ["validation"]
+
+
+def test_a_frame_longer_than_64_kib_keeps_its_length_on_the_wire():
+    lines = [line(seq, "fz", T0 + seq / 1000, float(seq)) for seq in range(1, 2001)]
+    group = EventFrames(event(lines)).group(batch=True)
+
+    assert len(group.texts[0]) > 0xFFFF
+    assert websocket_texts(group.wire()) == group.texts
