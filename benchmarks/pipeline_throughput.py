@@ -312,8 +312,8 @@ async def _run_pipeline(session_id: int, items_batches, layer, args) -> dict:
 class _Steps:
     """Wall time of readings_record's steps, by wrapping the functions it calls once per batch.
 
-    rest_of_record is what is left: locking the session, sorting, Validator.feed, and building the
-    rows and the published JSON.
+    rest_of_record is what is left: locking the session, sorting, the columns, the values' JSON,
+    and the wait for the COPY to end (what the database takes longer than the Python work beside it).
     """
 
     def __init__(self) -> None:
@@ -323,10 +323,16 @@ class _Steps:
     def install(self) -> None:
         from django.db.backends.base.base import BaseDatabaseWrapper
 
-        from sessions.recording import pipeline, storage
+        from sensors.rules import Validator
+        from sessions.recording import pipeline, rollups, storage
 
         self._patch(pipeline, "_take_positions", "take_positions")
-        self._patch(storage, "readings_write", "readings_write")
+        # Python work done while the COPY runs (pipeline._store): encoding, validation, rollup sums, lines.
+        self._patch(storage, "_binary_rows", "copy_encode")
+        self._patch(Validator, "feed_batch", "validate")
+        self._patch(rollups, "rollup_columns", "rollup_sums")
+        self._patch(pipeline, "_lines", "live_lines")
+        self._patch(rollups, "rollups_write", "rollups_write")
         self._patch(pipeline, "results_save", "results_save")
         self._patch(BaseDatabaseWrapper, "commit", "commit")
 

@@ -42,7 +42,7 @@ def use_switchable(name: str) -> None:
     from sessions.recording import pipeline, rollups, storage
 
     for owner, attr in (
-        (pipeline, "results_save"), (storage, "results_insert"), (storage, "results_update"), (rollups, "rollup_rows"),
+        (pipeline, "results_save"), (storage, "results_insert"), (storage, "results_update"), (rollups, "rollup_columns"),
         (metrics, "flush_done"),
     ):
         _original.setdefault((owner.__name__, attr), getattr(owner, attr))
@@ -51,7 +51,7 @@ def use_switchable(name: str) -> None:
         _install(name)
 
 
-def _no_rollups(rows, items) -> list:
+def _no_rollups(sensor_ids, micros, values) -> list:
     return []
 
 
@@ -91,7 +91,7 @@ def _install(name: str) -> None:
     if name == "no-rollups":
         from sessions.recording import rollups
 
-        rollups.rollup_rows = _no_rollups
+        rollups.rollup_columns = _no_rollups
         return
     if name == "no-metrics":
         from robotest_site.observability import metrics

@@ -11,7 +11,9 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
+import numpy as np
 from django.db import connection, transaction
 from django.db.models import F
 
@@ -119,7 +121,7 @@ def readings_record(
                 if not until_stop:
                     raise SessionNotRecording(f"session {recorder.session_id} is stopping")
                 items = [item for item in items if item[1] <= stop_at]
-            items = sorted(items, key=_by_time)
+            items = sorted(items, key=_BY_TIME)
             count = len(items)
             last_seq = _take_positions(recorder.session_id, count)
             first_seq = last_seq - count + 1
@@ -137,8 +139,7 @@ def readings_record(
         raise
 
 
-def _by_time(item: Item) -> float:
-    return item[1]
+_BY_TIME = itemgetter(1)
 
 
 def _lock_session(session_id: int, owner: str | None) -> float | None:
@@ -168,32 +169,50 @@ def _take_positions(session_id: int, count: int) -> int:
 
 
 def _store(recorder: SessionRecorder, items: Sequence[Item], first_seq: int) -> RecordResult:
+    """COPY the batch, then validate it, sum its rollups and write its live lines while the database takes it in."""
     session_id = recorder.session_id
-    sensors = recorder.sensors
-    quoted = recorder.quoted
-    feed = recorder.validator.feed
-    value_json = storage.value_json
-    rows = []
-    lines = []
-    names = []
-    seq = first_seq
-    for name, ts, value in items:
-        sensor_id = sensors[name][0]
-        feed(name, ts, value)
-        text = value_json(value)
-        micros = round(ts * 1_000_000)
-        rows.append((session_id, sensor_id, seq, micros, text))
-        # The live frame carries the timestamp exactly as stored (microseconds).
-        lines.append(
-            f'{{"timestamp":{micros / 1_000_000!r},"sensor_type":{quoted[name][1]},"value":{text},'
-            f'"sensor":{quoted[name][0]},"session_id":{session_id},"seq":{seq}}}'
-        )
-        names.append(name)
-        seq += 1
-    storage.readings_write(rows)
-    rollups.rollups_write(session_id, rollups.rollup_rows(rows, items))
+    if not items:
+        validation = results_save(recorder=recorder, episodes=recorder.validator.take_changes())
+        return RecordResult(session_id, first_seq, first_seq - 1, [], [], validation)
+    count = len(items)
+    names, stamps, values = zip(*items)
+    ids = {name: pk for name, (pk, _) in recorder.sensors.items()}
+    sensor_ids = np.fromiter(map(ids.__getitem__, names), dtype=np.int64, count=count)
+    # As round(ts * 1_000_000): the same float product, rounded half to even.
+    micros = np.rint(np.array(stamps, dtype=np.float64) * 1_000_000).astype(np.int64)
+    texts = _value_texts(values)
+    with storage.readings_streamed(
+        session_id=session_id, sensor_ids=sensor_ids, first_seq=first_seq, micros=micros, texts=texts
+    ):
+        recorder.validator.feed_batch(names, stamps, values)
+        cells = rollups.rollup_columns(sensor_ids, micros, values)
+        lines = _lines(recorder, names, micros, texts, first_seq)
+    rollups.rollups_write(session_id, cells)
     validation = results_save(recorder=recorder, episodes=recorder.validator.take_changes())
-    return RecordResult(session_id, first_seq, seq - 1, lines, names, validation)
+    return RecordResult(session_id, first_seq, first_seq + count - 1, lines, list(names), validation)
+
+
+def _value_texts(values: Sequence) -> list[str]:
+    """Each value's JSON text (storage.value_json); a batch of floats is checked finite at once."""
+    if set(map(type, values)) == {float}:
+        if not np.isfinite(np.array(values, dtype=np.float64)).all():
+            raise ValueError("a reading's value must be a finite number")
+        return list(map(float.__repr__, values))
+    return list(map(storage.value_json, values))
+
+
+def _lines(recorder: SessionRecorder, names: Sequence[str], micros: np.ndarray, texts: list[str],
+           first_seq: int) -> list[str]:
+    """Each reading's live JSON, from a template per sensor; the timestamp exactly as stored (µs)."""
+    session_id = recorder.session_id
+    templates = {
+        name: (f'{{"timestamp":%r,"sensor_type":{quoted_type.replace("%", "%%")},"value":%s,'
+               f'"sensor":{quoted_name.replace("%", "%%")},"session_id":{session_id},"seq":%d}}')
+        for name, (quoted_name, quoted_type) in recorder.quoted.items()
+    }
+    seconds = (micros / 1_000_000).tolist()
+    seqs = range(first_seq, first_seq + len(texts))
+    return [templates[name] % (t, text, seq) for name, t, text, seq in zip(names, seconds, texts, seqs, strict=True)]
 
 
 def results_save(*, recorder: SessionRecorder, episodes: list[Episode]) -> list[dict]:

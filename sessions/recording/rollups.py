@@ -3,10 +3,10 @@
 Every stored batch adds its numbers to one row per (sensor, field, resolution, cell): count, sum,
 min, max, where a cell is floor(Unix µs / resolution). Scalar numbers roll up under field '', and
 every numeric top-level field of an object value (booleans are not numbers; field names SQL may
-not name, see expressions.FIELD_NAME, are left out) under its name. The batch is summed here, in
-Python, while its rows are at hand (the finest cells per reading, each coarser resolution from
-the one below it); the database then takes one upsert of a few rows per sensor and cell for all
-resolutions instead of a GROUP BY over the batch.
+not name, see expressions.FIELD_NAME, are left out) under its name. The batch is summed here, as
+arrays, while its columns are at hand (the finest cells from the readings, each coarser
+resolution from the one below it); the database then takes one upsert of a few rows per sensor
+and cell for all resolutions instead of a GROUP BY over the batch.
 
 Each resolution divides the next, so every cell lies inside one cell of each coarser resolution,
 and a bucket whose width is a multiple of a resolution is a whole number of its cells
@@ -16,12 +16,15 @@ Timestamps are from 1970 on (params.timestamp, ingest), so integer division is a
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 from django.db import connection
 
 from sessions.models import Reading, ReadingRollup
+from sessions.recording import binary
 from sessions.recording.expressions import FIELD_NAME
-from sessions.recording.storage import Row, bound_cursor
+from sessions.recording.storage import bound_cursor
 
 # Cell lengths in µs, finest first. 10 ms cells let 1,000 buckets of a quarter second (a 250 s
 # range) read 25,000 rows instead of 250,000 readings at 1 kHz; the coarse ones cost a row per
@@ -57,80 +60,102 @@ _field_ok: dict[str, bool] = {}
 _FIELD_CACHE_MAX = 10_000
 
 
-def rollup_rows(rows: Sequence[Row], items: Sequence[tuple]) -> list[RollupRow]:
-    """Sum a batch (storage rows beside the pipeline items they came from) into one row per sensor, field, resolution and cell."""
-    # Inlined on purpose: this runs for every reading (and every field of an object) stored.
-    acc: dict[tuple[int, str, int], list] = {}
-    get = acc.get
-    # Objects: their fields' slots under one (sensor, cell) key, one lookup a field.
-    by_fields: dict[tuple[int, int], dict[str, list]] = {}
-    get_fields = by_fields.get
-    field_ok = _field_ok
-    finest = FINEST
-    for row, item in zip(rows, items, strict=True):
-        value = item[2]
-        kind = type(value)
-        if kind is float or kind is int:
-            if kind is int:
-                value = float(value)
-            key = (row[1], "", row[3] // finest)
-            slot = get(key)
-            if slot is None:
-                acc[key] = [1, value, value, value]
-            else:
-                slot[0] += 1
-                slot[1] += value
-                if value < slot[2]:
-                    slot[2] = value
-                elif value > slot[3]:
-                    slot[3] = value
-        elif kind is dict:
-            key = (row[1], row[3] // finest)
-            slots = get_fields(key)
-            if slots is None:
-                slots = by_fields[key] = {}
-            for name, number in value.items():
-                kind = type(number)
-                if (kind is float or kind is int) and (field_ok.get(name) or _check_field(name)):
-                    if kind is int:
-                        number = float(number)
-                    slot = slots.get(name)
-                    if slot is None:
-                        slots[name] = [1, number, number, number]
-                    else:
-                        slot[0] += 1
-                        slot[1] += number
-                        if number < slot[2]:
-                            slot[2] = number
-                        elif number > slot[3]:
-                            slot[3] = number
-    for (sensor_id, cell), slots in by_fields.items():
-        for name, slot in slots.items():
-            acc[(sensor_id, name, cell)] = slot
-    out = [(s, f, finest, c, n, total, low, high) for (s, f, c), (n, total, low, high) in acc.items()]
-    finer = finest
+@dataclass
+class Cells:
+    """A batch's rollup rows, every resolution, as columns."""
+
+    sensor_ids: np.ndarray
+    fields: list[str]
+    resolutions: np.ndarray
+    cells: np.ndarray
+    counts: np.ndarray
+    sums: np.ndarray
+    mins: np.ndarray
+    maxs: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.fields)
+
+    def rows(self) -> list[RollupRow]:
+        return list(zip(self.sensor_ids.tolist(), self.fields, self.resolutions.tolist(), self.cells.tolist(),
+                        self.counts.tolist(), self.sums.tolist(), self.mins.tolist(), self.maxs.tolist(), strict=True))
+
+
+def rollup_columns(sensor_ids: np.ndarray, micros: np.ndarray, values: Sequence) -> Cells:
+    """Sum a batch, given as columns, into one row per sensor, field, resolution and cell.
+
+    Numbers are summed as arrays; an object's numeric fields are gathered reading by reading first.
+    Each reading is a cell of one at the start, and each resolution groups the one below it.
+    """
+    n = len(values)
+    kinds = set(map(type, values))
+    if kinds <= {float, int}:
+        numbers = np.arange(n)
+        x = np.array(values, dtype=np.float64)
+    else:
+        numbers = np.fromiter((type(v) is float or type(v) is int for v in values), dtype=bool, count=n).nonzero()[0]
+        x = np.array([values[i] for i in numbers.tolist()], dtype=np.float64)
+    sid = sensor_ids[numbers]
+    at = micros[numbers]
+    field = np.zeros(len(numbers), dtype=np.int64)
+    names = [""]
+    if dict in kinds:
+        sid, at, field, x = _with_object_fields(sensor_ids, micros, values, names, (sid, at, field, x))
+    levels = [_group(sid, field, at // FINEST, np.ones(len(x), dtype=np.int64), x, x, x)]
+    finer = FINEST
     for resolution in RESOLUTIONS[1:]:
-        acc = _coarser(acc, resolution // finer)
-        out.extend((s, f, resolution, c, n, total, low, high) for (s, f, c), (n, total, low, high) in acc.items())
+        sid, field, cell, count, total, low, high = levels[-1]
+        levels.append(_group(sid, field, cell // (resolution // finer), count, total, low, high))
         finer = resolution
-    return out
+    columns = [np.concatenate(parts) for parts in zip(*levels, strict=True)]
+    resolutions = np.repeat(np.array(RESOLUTIONS, dtype=np.int32), [len(level[0]) for level in levels])
+    sid, field, cell, count, total, low, high = columns
+    return Cells(sid, np.array(names, dtype=object)[field].tolist(), resolutions, cell, count, total, low, high)
 
 
-def _coarser(cells: dict[tuple[int, str, int], list], factor: int) -> dict[tuple[int, str, int], list]:
-    """The same sums over cells `factor` times longer."""
-    acc: dict[tuple[int, str, int], list] = {}
-    get = acc.get
-    for (sensor_id, name, cell), (n, total, low, high) in cells.items():
-        key = (sensor_id, name, cell // factor)
-        slot = get(key)
-        if slot is None:
-            acc[key] = [n, total, low, high]
-        else:
-            slot[0] += n
-            slot[1] += total
-            slot[2] = min(slot[2], low)
-            slot[3] = max(slot[3], high)
-    return acc
+def _with_object_fields(sensor_ids, micros, values, names: list[str], scalars: tuple) -> tuple:
+    """The scalar columns with every numeric field of every object value appended (field codes index `names`)."""
+    codes = {"": 0}
+    field_ok = _field_ok
+    readings, fields, xs = [], [], []
+    for i, value in enumerate(values):
+        if type(value) is not dict:
+            continue
+        for name, number in value.items():
+            kind = type(number)
+            if (kind is float or kind is int) and (field_ok.get(name) or _check_field(name)):
+                code = codes.get(name)
+                if code is None:
+                    code = codes[name] = len(names)
+                    names.append(name)
+                readings.append(i)
+                fields.append(code)
+                xs.append(number)
+    rows = np.array(readings, dtype=np.intp)
+    sid, at, field, x = scalars
+    return (
+        np.concatenate((sid, sensor_ids[rows])),
+        np.concatenate((at, micros[rows])),
+        np.concatenate((field, np.array(fields, dtype=np.int64))),
+        np.concatenate((x, np.array(xs, dtype=np.float64))),
+    )
+
+
+def _group(sid, field, cell, count, total, low, high) -> tuple:
+    """Entries of one (sensor, field, cell) merged: counts and sums added, min and max kept."""
+    order = np.lexsort((cell, field, sid))
+    sid, field, cell = sid[order], field[order], cell[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (sid[1:] != sid[:-1]) | (field[1:] != field[:-1]) | (cell[1:] != cell[:-1])
+    starts = np.flatnonzero(first)
+    # bincount adds in order, one after the other, as the pipeline always summed (reduceat may pair
+    # terms up): the same cells hold the same sums to the last bit, whichever path wrote them.
+    with np.errstate(over="ignore", invalid="ignore"):  # a sum past the largest double is infinite, as in Python
+        summed = np.bincount(np.cumsum(first) - 1, weights=total[order], minlength=len(starts))
+    return (
+        sid[starts], field[starts], cell[starts], np.add.reduceat(count[order], starts), summed,
+        np.minimum.reduceat(low[order], starts), np.maximum.reduceat(high[order], starts),
+    )
 
 
 def _check_field(name: str) -> bool:
@@ -140,18 +165,23 @@ def _check_field(name: str) -> bool:
     return ok
 
 
-def rollups_write(session_id: int, rows: Sequence[RollupRow]) -> None:
-    """Add rows (of every resolution) to the session's rollups in one statement (callers hold the transaction)."""
-    if not rows:
+def rollups_write(session_id: int, cells: Cells) -> None:
+    """Add a batch's cells (of every resolution) to the session's rollups in one statement (callers hold the transaction)."""
+    if not len(cells):
         return
     table = ReadingRollup._meta.db_table
     if connection.vendor == "postgresql":
-        columns = [list(column) for column in zip(*rows)]
+        params = [
+            session_id, binary.fixed_array(binary.Int8Array, cells.sensor_ids), binary.text_array(cells.fields),
+            binary.fixed_array(binary.Int4Array, cells.resolutions), binary.fixed_array(binary.Int8Array, cells.cells),
+            binary.fixed_array(binary.Int8Array, cells.counts), binary.fixed_array(binary.Float8Array, cells.sums),
+            binary.fixed_array(binary.Float8Array, cells.mins), binary.fixed_array(binary.Float8Array, cells.maxs),
+        ]
         with bound_cursor() as cursor, connection.wrap_database_errors:
-            cursor.execute(_PG_UPSERT.format(table=table), [session_id, *columns])
+            cursor.execute(_PG_UPSERT.format(table=table), params)
         return
     with connection.cursor() as cursor:
-        cursor.executemany(_SQLITE_UPSERT.format(table=table), [(session_id, *row) for row in rows])
+        cursor.executemany(_SQLITE_UPSERT.format(table=table), [(session_id, *row) for row in cells.rows()])
 
 
 def sqlite_micros(column: str) -> str:

@@ -7,17 +7,20 @@ transaction.
 
 import json
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 from django.db import connection
 
 from sessions.models import Reading
+from sessions.recording import binary
 
 Row = tuple[int, int, int, int, str]
 
 # PostgreSQL's binary timestamps count microseconds from 2000-01-01.
-_PG_EPOCH_US = 946_684_800 * 1_000_000
+_PG_EPOCH_US = binary.PG_EPOCH_US
 _COPY_SQL = "COPY {table} (session_id, sensor_id, seq, timestamp, value) FROM STDIN (FORMAT BINARY)"
 _SQLITE_SQL = "INSERT INTO {table} (session_id, sensor_id, seq, timestamp, value) VALUES (%s, %s, %s, %s, %s)"
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
@@ -66,6 +69,67 @@ def _copy_binary(rows: Sequence[Row]) -> None:
     with connection.cursor() as cursor, connection.wrap_database_errors:
         with cursor.cursor.copy(sql) as copy:
             copy.write(b"".join(parts))
+
+
+# One row's fixed part in binary COPY, as a numpy record: the field count, then each field's length
+# and value; the last length is the jsonb's, whose version byte (1) ends the record. The JSON
+# text follows it.
+_ROW_RECORD = np.dtype([
+    ("fields", ">i2"), ("session_len", ">i4"), ("session", ">i8"), ("sensor_len", ">i4"), ("sensor", ">i8"),
+    ("seq_len", ">i4"), ("seq", ">i8"), ("time_len", ">i4"), ("time", ">i8"), ("value_len", ">i4"), ("version", "u1"),
+])
+
+
+@contextmanager
+def readings_streamed(
+    *, session_id: int, sensor_ids: np.ndarray, first_seq: int, micros: np.ndarray, texts: list[str],
+) -> Iterator[None]:
+    """Store a batch given as columns (seqs from `first_seq` on); the with block runs while they go in.
+
+    On PostgreSQL the rows are sent as one binary COPY on entry and the COPY is ended on exit: the
+    database inserts them on its core while the block's Python work runs on this one. `texts` are
+    the values' JSON (`value_json`), ASCII as the encoder writes it.
+    """
+    if connection.vendor != "postgresql":
+        n = len(texts)
+        params = zip([session_id] * n, sensor_ids.tolist(), range(first_seq, first_seq + n), sqlite_times(micros), texts)
+        with connection.cursor() as cursor:
+            cursor.executemany(_SQLITE_SQL.format(table=Reading._meta.db_table), params)
+        yield
+        return
+    data = _binary_rows(session_id, sensor_ids, first_seq, micros, texts)
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        with cursor.cursor.copy(_COPY_SQL.format(table=Reading._meta.db_table)) as copy:
+            copy.write(data)
+            yield
+
+
+def _binary_rows(session_id: int, sensor_ids: np.ndarray, first_seq: int, micros: np.ndarray,
+                 texts: list[str]) -> bytes:
+    """COPY's binary form of the rows, built as arrays: each record's fixed part, then its text."""
+    n = len(texts)
+    body, lengths = binary.utf8(texts)
+    records = np.empty(n, dtype=_ROW_RECORD)
+    records["fields"] = 5
+    for name in ("session_len", "sensor_len", "seq_len", "time_len"):
+        records[name] = 8
+    records["session"] = session_id
+    records["sensor"] = sensor_ids
+    records["seq"] = np.arange(first_seq, first_seq + n, dtype=np.int64)
+    records["time"] = micros - _PG_EPOCH_US
+    records["value_len"] = lengths + 1
+    records["version"] = 1
+    return _COPY_HEADER + binary.interleave(records, body, lengths) + _COPY_TRAILER
+
+
+def sqlite_times(micros: np.ndarray) -> list[str]:
+    """Unix µs as Django's SQLite backend writes times: naive UTC "YYYY-MM-DD HH:MM:SS[.ffffff]"."""
+    text = np.datetime_as_string(micros.astype("datetime64[us]"), unit="us")
+    text.view(np.uint32).reshape(len(text), -1)[:, 10] = ord(" ")
+    out = text.tolist()
+    for i in np.flatnonzero(micros % 1_000_000 == 0).tolist():
+        out[i] = out[i][:19]  # str(datetime) leaves out a zero fraction
+    return out
 
 
 def _insert_many(rows: Sequence[Row]) -> None:
@@ -123,12 +187,12 @@ def results_insert(session_id: int, rows: Sequence[ResultRow]) -> list[int]:
     table = ValidationResult._meta.db_table
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            columns = list(zip(*rows))
+            c = list(zip(*rows))
             params = [
-                session_id, list(columns[0]), list(columns[1]), list(columns[2]), list(columns[3]),
-                [from_unix(t) for t in columns[4]], [from_unix(t) for t in columns[5]],
-                # float(): psycopg refuses a list that mixes ints and floats (an int brightness peak).
-                list(columns[6]), [float(p) for p in columns[7]], [_dumps(d) for d in columns[8]], list(columns[9]),
+                session_id, binary.fixed_array(binary.Int8Array, c[0]), binary.text_array(c[1]),
+                binary.text_array(c[2]), binary.text_array(c[3]), _times(c[4]), _times(c[5]),
+                binary.fixed_array(binary.Int4Array, c[6]), binary.fixed_array(binary.Float8Array, c[7]),
+                binary.text_array([_dumps(d) for d in c[8]]), binary.fixed_array(binary.BoolArray, c[9]),
             ]
             with bound_cursor() as bound, connection.wrap_database_errors:
                 bound.execute(_PG_RESULTS_INSERT.format(table=table), params)
@@ -155,8 +219,11 @@ def results_update(rows: Sequence[tuple]) -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             c = list(zip(*rows))
-            params = [list(c[0]), list(c[1]), list(c[2]), [from_unix(t) for t in c[3]], list(c[4]),
-                      [float(p) for p in c[5]], [_dumps(d) for d in c[6]], list(c[7])]
+            params = [
+                binary.fixed_array(binary.Int8Array, c[0]), binary.text_array(c[1]), binary.text_array(c[2]),
+                _times(c[3]), binary.fixed_array(binary.Int4Array, c[4]), binary.fixed_array(binary.Float8Array, c[5]),
+                binary.text_array([_dumps(d) for d in c[6]]), binary.fixed_array(binary.BoolArray, c[7]),
+            ]
             with bound_cursor() as bound, connection.wrap_database_errors:
                 bound.execute(_PG_RESULTS_UPDATE.format(table=table), params)
             return
@@ -165,6 +232,12 @@ def results_update(rows: Sequence[tuple]) -> None:
             [(status, message, _sqlite_time(last), count, float(peak), _dumps(details), is_open, pk)
              for pk, status, message, last, count, peak, details, is_open in rows],
         )
+
+
+def _times(seconds: Sequence[float]) -> binary.ArrayParam:
+    # Rounded to µs as the readings' timestamps are: a result's first timestamp is its first reading's.
+    micros = np.rint(np.array(seconds, dtype=np.float64) * 1_000_000).astype(np.int64)
+    return binary.fixed_array(binary.TimestamptzArray, micros)
 
 
 def bound_cursor():
@@ -176,7 +249,9 @@ def bound_cursor():
     import psycopg
 
     connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
+    cursor = psycopg.Cursor(connection.connection)
+    binary.register(cursor)
+    return cursor
 
 
 def _sqlite_time(ts: float) -> str:
