@@ -33,6 +33,7 @@ DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/robotest_exp_bench"
 REDIS_URL = "redis://127.0.0.1:6379/6"
 RIG = "bench-export"
 SIZES = {"bench-100k": 100_000, "bench-1m": 1_000_000}
+PATHS = {"csv": "export/csv", "wide": "export/csv?layout=wide", "json": "export/json", "mcap": "export/mcap"}
 
 
 def main() -> None:
@@ -41,21 +42,27 @@ def main() -> None:
     parser.add_argument("--session-100k", type=int, help="an existing session to use as the 100k one")
     parser.add_argument("--session-1m", type=int, help="an existing session to use as the 1M one")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--kinds", default="csv", help="exports timed in every repetition: csv,wide,mcap")
     parser.add_argument("--others", default="", help="also time these exports once each: wide,json,mcap")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy daphne (raw stacks) during each kind's first 1M download")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--redis-url", default=REDIS_URL, help="the Redis database daphne uses (flushed first)")
     args = parser.parse_args()
 
     _ensure_database(args.database_url)
-    _bench.configure(args.database_url, fresh=False, redis_url=REDIS_URL)
+    _bench.configure(args.database_url, fresh=False, redis_url=args.redis_url)
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
+    from sessions.models import RecordingSession
+
+    kinds = args.kinds.split(",")
     facts = _bench.machine()
     print("machine:", json.dumps(facts), flush=True)
     sessions = _sessions(args)
     token = _bench.staff_token("bench-export")
     port = _bench.free_port()
-    server, log = _bench.start_daphne(args.database_url, port, redis_url=REDIS_URL)
+    server, log = _bench.start_daphne(args.database_url, port, redis_url=args.redis_url)
     base = f"http://127.0.0.1:{port}"
     print(f"daphne pid={server.pid} on {base} (log {log}); sessions {sessions}", flush=True)
     results = []
@@ -63,35 +70,47 @@ def main() -> None:
         _bench.wait_ready(base)
         print(f"daphne RSS at rest: {_status(server.pid)['VmRSS'] / 1024:.1f} MB", flush=True)
         for name, session_id in sessions.items():
+            readings = RecordingSession.objects.get(pk=session_id).reading_count
             for rep in range(args.repeat):
-                row = {"session": name, "session_id": session_id, "rep": rep}
-                row.update(_bare(session_id))
-                row.update(_export_sql(session_id))
-                row.update(_http(base, token, session_id, server.pid))
-                row["ratio"] = row["http_rate"] / row["bare_rate"]
-                results.append(row)
-                print(
-                    f"{name} rep={rep} rows={row['rows']:,} bare={_bench.fmt_rate(row['bare_rate'])}/s "
-                    f"export-sql={_bench.fmt_rate(row['sql_rate'])}/s http={_bench.fmt_rate(row['http_rate'])}/s "
-                    f"({row['http_mb']:.1f} MB, first byte {row['first_byte_s'] * 1000:.0f} ms) "
-                    f"ratio={row['ratio']:.0%} rss before={row['rss_before_mb']:.1f} MB "
-                    f"peak={row['rss_peak_mb']:.1f} MB (+{row['rss_peak_mb'] - row['rss_before_mb']:.1f}) "
-                    f"hwm={row['hwm_mb']:.1f} MB",
-                    flush=True,
-                )
+                bare = _bare(session_id)
+                sql = _export_sql(session_id)
+                print(f"{name} rep={rep} bare={_bench.fmt_rate(bare['bare_rate'])} rows/s "
+                      f"export-sql={_bench.fmt_rate(sql['sql_rate'])} rows/s", flush=True)
+                for kind in kinds:
+                    profile = args.profile and rep == 0 and name == "bench-1m"
+                    spy = _py_spy(server.pid, f"{args.profile}/{kind}.txt") if profile else None
+                    row = {"session": name, "session_id": session_id, "rep": rep, "kind": kind, **bare, **sql}
+                    row.update(_http(base, token, session_id, server.pid, PATHS[kind]))
+                    if spy:
+                        _py_spy_stop(spy)
+                    # Per reading of the session: a wide row holds several, an MCAP file has no lines.
+                    row["http_rate"] = readings / row["http_s"]
+                    row["ratio"] = row["http_rate"] / row["bare_rate"]
+                    results.append(row)
+                    print(
+                        f"  {kind}: {_bench.fmt_rate(row['http_rate'])} readings/s ({row['http_mb']:.1f} MB in "
+                        f"{row['http_s']:.2f} s, first byte {row['first_byte_s'] * 1000:.0f} ms) "
+                        f"ratio={row['ratio']:.0%} rss before={row['rss_before_mb']:.1f} MB "
+                        f"peak={row['rss_peak_mb']:.1f} MB (+{row['rss_peak_mb'] - row['rss_before_mb']:.1f}) "
+                        f"hwm={row['hwm_mb']:.1f} MB",
+                        flush=True,
+                    )
         if args.others:
             _others(base, token, sessions, server.pid, args.others.split(","))
         for name in sessions:
-            mine = [r for r in results if r["session"] == name]
-            print(
-                f"MEDIAN {name}: bare {_bench.fmt_rate(_bench.median([r['bare_rate'] for r in mine]))}/s, "
-                f"export SQL {_bench.fmt_rate(_bench.median([r['sql_rate'] for r in mine]))}/s, "
-                f"http {_bench.fmt_rate(_bench.median([r['http_rate'] for r in mine]))}/s, "
-                f"ratio {_bench.median([r['ratio'] for r in mine]):.0%}, "
-                f"daphne peak RSS {max(r['rss_peak_mb'] for r in mine):.1f} MB "
-                f"(+{max(r['rss_peak_mb'] - r['rss_before_mb'] for r in mine):.1f} MB over its RSS before)",
-                flush=True,
-            )
+            for kind in kinds:
+                mine = [r for r in results if r["session"] == name and r["kind"] == kind]
+                ratios = ", ".join(f"{r['ratio']:.0%}" for r in mine)
+                print(
+                    f"MEDIAN {name} {kind}: bare {_bench.fmt_rate(_bench.median([r['bare_rate'] for r in mine]))}/s, "
+                    f"export SQL {_bench.fmt_rate(_bench.median([r['sql_rate'] for r in mine]))}/s, "
+                    f"http {_bench.fmt_rate(_bench.median([r['http_rate'] for r in mine]))} readings/s, "
+                    f"ratio {_bench.median([r['ratio'] for r in mine]):.0%} "
+                    f"({ratios}), "
+                    f"daphne peak RSS {max(r['rss_peak_mb'] for r in mine):.1f} MB "
+                    f"(+{max(r['rss_peak_mb'] - r['rss_before_mb'] for r in mine):.1f} MB over its RSS before)",
+                    flush=True,
+                )
     finally:
         _bench.stop_server(server)
     _bench.save_json(args.json, facts, args, results)
@@ -207,6 +226,26 @@ def _export_sql(session_id: int) -> dict:
     return {"sql_rows": lines - 1, "sql_s": seconds, "sql_rate": (lines - 1) / seconds}
 
 
+def _py_spy(pid: int, path: str):
+    """py-spy sampling daphne's threads into `path` (raw stacks, benchmarks/profile_summary.py reads them)."""
+    import subprocess
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(
+        [str(_bench.ROOT / ".venv/bin/py-spy"), "record", "--format", "raw", "--threads", "--pid", str(pid),
+         "--rate", "200", "-o", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # py-spy attaches before the download starts
+    return spy
+
+
+def _py_spy_stop(spy) -> None:
+    import signal
+
+    spy.send_signal(signal.SIGINT)
+    spy.wait(timeout=60)
+
+
 def _status(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM of a process, in kB."""
     out = {}
@@ -259,11 +298,10 @@ def _others(base: str, token: str, sessions: dict[str, int], pid: int, kinds: li
     """The other exports, once each: readings/s of the session and daphne's RSS while they stream."""
     from sessions.models import RecordingSession
 
-    paths = {"wide": "export/csv?layout=wide", "json": "export/json", "mcap": "export/mcap"}
     for name, session_id in sessions.items():
         readings = RecordingSession.objects.get(pk=session_id).reading_count
         for kind in kinds:
-            row = _http(base, token, session_id, pid, paths[kind])
+            row = _http(base, token, session_id, pid, PATHS[kind])
             print(
                 f"{name} {kind}: {row['http_mb']:.1f} MB in {row['http_s']:.1f} s = "
                 f"{_bench.fmt_rate(readings / row['http_s'])} readings/s, rss before={row['rss_before_mb']:.1f} MB "

@@ -5,12 +5,12 @@ so every export yields chunks of about 64 KB and `await asyncio.sleep(0)` after 
 """
 
 import asyncio
-import concurrent.futures
+import collections
 import logging
 import threading
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 
-from django.db import connection
+from django.db import connection, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -46,41 +46,64 @@ class CopyOut:
 
     psycopg's COPY is sync and may run for seconds: it runs in a thread of its own on its own
     connection (never the one thread that runs every sync view), which hands finished chunks to
-    the event loop through a queue of QUEUE_CHUNKS. When the client goes away (the generator is
-    closed or cancelled) the thread cancels the COPY and closes its connection.
-    `chunks_read` counts the chunks the thread has read so far (the tests watch it).
+    the event loop, at most QUEUE_CHUNKS ahead of the client. The thread only waits when that
+    many are waiting: a chunk is handed with `call_soon_threadsafe`, not a round trip to the
+    loop per chunk (which kept the COPY idle while the loop was busy sending). `encode`, if
+    given, turns the COPY's rows (one `bytes` each) into the export's bytes in that thread, and
+    `tail` (run after the COPY, on the same connection) adds what follows them. When the client
+    goes away (the generator is closed or cancelled) the thread cancels the COPY and closes its
+    connection. `chunks_read` counts the chunks the thread has handed so far (the tests watch it).
     """
 
-    def __init__(self, sql: str, params: dict | None = None, *, setup: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        sql: str,
+        params: dict | None = None,
+        *,
+        setup: tuple[str, ...] = (),
+        encode: Callable[[Iterator[bytes]], Iterable[bytes]] | None = None,
+        tail: Callable[[], Iterable[bytes]] | None = None,
+    ) -> None:
         self.sql = sql
         self.params = params
         self.setup = setup
+        self.encode = encode
+        self.tail = tail
         self.chunks_read = 0
         self.finished = threading.Event()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUE_CHUNKS)
+        items: collections.deque = collections.deque()
+        ready = asyncio.Event()
+        room = threading.Semaphore(QUEUE_CHUNKS)
         stop = threading.Event()
 
         def hand(item) -> None:
-            # Blocks the producer while the queue is full; gives up once the consumer has gone.
-            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
-            while True:
-                try:
-                    future.result(timeout=0.5)
-                    return
-                except concurrent.futures.CancelledError:
-                    raise _Abandoned from None  # the loop shut down under the put
-                except concurrent.futures.TimeoutError:
-                    if stop.is_set() or loop.is_closed():
-                        future.cancel()
-                        raise _Abandoned from None
+            # Blocks the producer while QUEUE_CHUNKS chunks wait; gives up once the consumer has gone.
+            while not room.acquire(timeout=0.5):
+                if stop.is_set() or loop.is_closed():
+                    raise _Abandoned
+            if stop.is_set():
+                raise _Abandoned
+            items.append(item)
+            try:
+                loop.call_soon_threadsafe(ready.set)
+            except RuntimeError:  # the loop closed under the hand-over
+                raise _Abandoned from None
 
         thread = threading.Thread(target=self._produce, args=(hand, stop), name="export-copy", daemon=True)
         thread.start()
         try:
-            while (item := await queue.get()) is not _END:
+            while True:
+                while not items:
+                    ready.clear()
+                    if not items:  # a chunk handed between the test and the clear is not missed
+                        await ready.wait()
+                item = items.popleft()
+                room.release()
+                if item is _END:
+                    return
                 if isinstance(item, BaseException):
                     raise item
                 yield item
@@ -89,24 +112,31 @@ class CopyOut:
             stop.set()
 
     def _produce(self, hand, stop: threading.Event) -> None:
+        buffer = bytearray()
+
+        def send(pieces: Iterable[bytes]) -> None:
+            for piece in pieces:
+                buffer.extend(piece)
+                if len(buffer) >= CHUNK_BYTES:
+                    self.chunks_read += 1
+                    hand(bytes(buffer))
+                    buffer.clear()
+                    if stop.is_set():
+                        # Raised inside the COPY block so that psycopg cancels the COPY.
+                        raise _Abandoned
+
         try:
-            with connection.cursor() as cursor:
+            # One transaction: `setup`'s SET LOCALs end with it (a pooled connection keeps no setting).
+            with transaction.atomic(), connection.cursor() as cursor:
                 for statement in self.setup:
                     cursor.execute(statement)
                 with connection.wrap_database_errors, cursor.cursor.copy(self.sql, self.params) as copy:
-                    buffer = bytearray()
-                    for data in copy:
-                        buffer += data
-                        if len(buffer) >= CHUNK_BYTES:
-                            self.chunks_read += 1
-                            hand(bytes(buffer))
-                            buffer.clear()
-                            if stop.is_set():
-                                # Raised inside the block so that psycopg cancels the COPY.
-                                raise _Abandoned
-                    if buffer:
-                        self.chunks_read += 1
-                        hand(bytes(buffer))
+                    send(self.encode(iter(copy)) if self.encode else copy)
+                if self.tail:
+                    send(self.tail())
+            if buffer:
+                self.chunks_read += 1
+                hand(bytes(buffer))
             hand(_END)
         except _Abandoned:
             logger.info("export abandoned by its client after %d chunks", self.chunks_read)

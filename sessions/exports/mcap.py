@@ -1,4 +1,4 @@
-"""A session as an MCAP file (the `mcap` package's Writer), streamed as it is written.
+"""A session as an MCAP file, streamed as it is written.
 
 One channel per sensor, topic `/<rig>/<sensor>`, JSON messages with a JSON Schema: a scalar
 reading is `{"value": x}` (Foxglove plots fields of an object, as `/bench/fz.value`), an object
@@ -7,28 +7,50 @@ log_time = publish_time = the reading's time in ns, sequence = its seq. The `/al
 holds the validation results (log_time = first violation, publish_time = last). Session metadata
 and the verdict are MCAP metadata records.
 
-The Writer writes to `_Sink`, which hands what it has been given to the response every ~64 KB;
-the Writer itself holds one chunk (MCAP_CHUNK_BYTES before zstd compression; `zstandard` and
-`lz4` come with the `mcap` package) and a small index entry per chunk until `finish()` writes the
-summary and index section that Foxglove seeks by.
+The file is byte for byte what the `mcap` package's Writer writes (chunks of MCAP_CHUNK_BYTES
+before zstd compression, message indexes, the summary and index section Foxglove seeks by), but
+`McapFile` writes a message in a few operations where the Writer builds three objects: at a
+million readings the Writer was most of the export's time. On PostgreSQL the readings come from
+one binary COPY whose rows carry each message's JSON already written by the database (see
+`_COPY_SQL`), encoded into MCAP in the COPY's own thread (chunks.CopyOut); SQLite reads them
+through the ORM. Memory: one MCAP chunk and a small index entry per chunk until the end.
 """
 
 import json
-from collections.abc import AsyncIterator
+import struct
+import zlib
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
+import zstandard
 from asgiref.sync import sync_to_async
-from mcap.writer import CompressionType, Writer
+from django.db import connection
+from mcap.data_stream import RecordBuilder
+from mcap.opcode import Opcode
+from mcap.records import (
+    Channel,
+    Chunk,
+    ChunkIndex,
+    DataEnd,
+    Footer,
+    Header,
+    Metadata,
+    MetadataIndex,
+    Schema,
+    Statistics,
+    SummaryOffset,
+)
+from mcap.writer import MCAP0_MAGIC
 
 from sensors.models import Sensor
-from sessions.exports.chunks import CHUNK_BYTES, rechunk
-from sessions.exports.csv import readings_in_order
-from sessions.exports.record import _head, result_record, results_in_order
-from sessions.models import RecordingSession
+from sessions.exports.chunks import CHUNK_BYTES, CopyOut, rechunk
+from sessions.exports.csv import COPY_SETUP, readings_in_order
+from sessions.exports.record import _head, result_record, results_in_order, results_values
+from sessions.models import Reading, RecordingSession
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PROFILE = ""  # no ROS profile: plain JSON channels
-# Uncompressed bytes of one MCAP chunk: what the Writer holds, and the unit Foxglove fetches.
+# Uncompressed bytes of one MCAP chunk: what the writer holds, and the unit Foxglove fetches.
 MCAP_CHUNK_BYTES = 256 * 1024
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 ALERT_SCHEMA = {
@@ -45,32 +67,8 @@ ALERT_SCHEMA = {
         "peak": {"type": "number"},
     },
 }
-
-
-class _Sink:
-    """The Writer's output: counts what was written (for `tell`) and keeps it until taken."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.size = 0
-        self.position = 0
-
-    def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
-        self.size += len(data)
-        self.position += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.position
-
-    def flush(self) -> None:
-        pass
-
-    def take(self) -> bytes:
-        data = b"".join(self.parts)
-        self.parts, self.size = [], 0
-        return data
+_MESSAGE = struct.Struct("<BQHIQQ")  # opcode, record length, channel, sequence, log_time, publish_time
+_MESSAGE_INDEX = struct.Struct("<BQHI")
 
 
 def sensor_schema(sensor_name: str, value) -> dict:
@@ -85,6 +83,11 @@ def sensor_schema(sensor_name: str, value) -> dict:
     return {"type": "object", "title": sensor_name, "properties": properties}
 
 
+def message_data(value) -> bytes:
+    """A reading's message: an object as it is, anything else as `{"value": …}`, compact JSON."""
+    return _dumps(value if isinstance(value, dict) else {"value": value}).encode()
+
+
 def _ns(ts: datetime) -> int:
     # Exact: whole microseconds from the datetime, never through a float.
     delta = ts - _EPOCH
@@ -96,52 +99,317 @@ def _metadata(head: dict) -> dict[str, str]:
     return {key: value if isinstance(value, str) else _dumps(value) for key, value in head.items() if value is not None}
 
 
-async def _pieces(session: RecordingSession) -> AsyncIterator[bytes]:
-    head = await sync_to_async(_head)(session, {})
-    sensors = {
-        pk: name async for pk, name in Sensor.objects.filter(rig_id=session.rig_id).values_list("id", "name")
-    }
-    sink = _Sink()
-    writer = Writer(sink, chunk_size=MCAP_CHUNK_BYTES, compression=CompressionType.ZSTD)
-    writer.start(profile=PROFILE, library="robotest")
-    writer.add_metadata("session", _metadata(head["session"]))
-    writer.add_metadata("verdict", {"verdict": head["verdict"] or "", "status": session.status})
-    writer.add_metadata("rig", _metadata(head["rig"]))
-    writer.add_metadata("rules", {"rules": _dumps(head["rules"]), "rates": _dumps(head["rates"])})
-    channels: dict[int, int] = {}
-    async for reading in readings_in_order(session, with_seq=True):
-        sensor_id, value = reading["sensor_id"], reading["value"]
-        channel = channels.get(sensor_id)
-        if channel is None:
-            name = sensors[sensor_id]
-            schema = writer.register_schema(
-                name=f"robotest.{session.rig.name}.{name}",
-                encoding="jsonschema",
-                data=_dumps(sensor_schema(name, value)).encode(),
-            )
-            channel = channels[sensor_id] = writer.register_channel(
-                topic=f"/{session.rig.name}/{name}", message_encoding="json", schema_id=schema
-            )
-        time_ns = _ns(reading["timestamp"])
-        data = value if isinstance(value, dict) else {"value": value}
-        writer.add_message(channel, log_time=time_ns, data=_dumps(data).encode(), publish_time=time_ns,
-                           sequence=reading["seq"] & 0xFFFFFFFF)
-        if sink.size >= CHUNK_BYTES:
-            yield sink.take()
-    alerts = None
-    async for result in results_in_order(session):
-        if alerts is None:
-            schema = writer.register_schema(
+class McapFile:
+    """An MCAP file written as mcap.writer.Writer(chunk_size=MCAP_CHUNK_BYTES, compression=ZSTD) writes it.
+
+    The same records in the same order (its defaults: every index, statistics, summary offsets,
+    CRCs of chunks and summary); what is written accumulates in `out` until the caller takes it.
+    """
+
+    def __init__(self, *, chunk_size: int = MCAP_CHUNK_BYTES) -> None:
+        self.out = bytearray()
+        self.position = 0  # bytes written before `out`
+        self.chunk_size = chunk_size
+        self.chunk = bytearray()
+        self.chunk_messages = 0
+        self.chunk_start = self.chunk_end = 0
+        self.chunk_index: dict[int, list[int]] = {}  # channel → [log_time, offset, …] in the chunk
+        self.chunk_indexes: list[ChunkIndex] = []
+        self.schemas: list[Schema] = []
+        self.channels: list[Channel] = []
+        self.metadata_indexes: list[MetadataIndex] = []
+        self.message_counts: dict[int, int] = {}
+        self.message_count = 0
+        self.start_time = self.end_time = 0
+        self.chunk_count = 0
+
+    def take(self) -> bytes:
+        data = bytes(self.out)
+        self.position += len(data)
+        self.out.clear()
+        return data
+
+    def _write(self, record) -> int:
+        builder = RecordBuilder()
+        record.write(builder)
+        data = builder.end()
+        self.out += data
+        return len(data)
+
+    def start(self, *, profile: str, library: str) -> None:
+        self.out += MCAP0_MAGIC
+        self._write(Header(profile, library))
+
+    def add_metadata(self, name: str, data: dict[str, str]) -> None:
+        offset = self.position + len(self.out)
+        length = self._write(Metadata(name=name, metadata=data))
+        self.metadata_indexes.append(MetadataIndex(offset=offset, length=length, name=name))
+
+    def register_schema(self, *, name: str, encoding: str, data: bytes) -> int:
+        schema = Schema(id=len(self.schemas) + 1, data=data, encoding=encoding, name=name)
+        self.schemas.append(schema)
+        self._into_chunk(schema)
+        return schema.id
+
+    def register_channel(self, *, topic: str, message_encoding: str, schema_id: int) -> int:
+        channel = Channel(id=len(self.channels) + 1, topic=topic, message_encoding=message_encoding,
+                          schema_id=schema_id, metadata={})
+        self.channels.append(channel)
+        self._into_chunk(channel)
+        return channel.id
+
+    def _into_chunk(self, record) -> None:
+        builder = RecordBuilder()
+        record.write(builder)
+        self.chunk += builder.end()
+        if len(self.chunk) > self.chunk_size:
+            self._finish_chunk()
+
+    def add_message(self, channel: int, sequence: int, time: int, data: bytes, publish_time: int | None = None) -> None:
+        """A message logged at `time` (published then too unless `publish_time`): the hot path."""
+        if self.message_count:
+            if time < self.start_time:
+                self.start_time = time
+        else:
+            self.start_time = time
+        if time > self.end_time:
+            self.end_time = time
+        self.message_count += 1
+        counts = self.message_counts
+        counts[channel] = counts.get(channel, 0) + 1
+        chunk = self.chunk
+        if self.chunk_messages:
+            if time < self.chunk_start:
+                self.chunk_start = time
+        else:
+            self.chunk_start = time
+        if time > self.chunk_end:
+            self.chunk_end = time
+        self.chunk_messages += 1
+        index = self.chunk_index.get(channel)
+        if index is None:
+            index = self.chunk_index[channel] = []
+        index += (time, len(chunk))
+        chunk += _MESSAGE.pack(Opcode.MESSAGE, 22 + len(data), channel, sequence, time,
+                               time if publish_time is None else publish_time)
+        chunk += data
+        if len(chunk) > self.chunk_size:
+            self._finish_chunk()
+
+    def _finish_chunk(self) -> None:
+        if not self.chunk_messages:
+            return
+        self.chunk_count += 1
+        data = bytes(self.chunk)
+        compressed = zstandard.compress(data)
+        chunk = Chunk(compression="zstd", data=compressed, message_start_time=self.chunk_start,
+                      message_end_time=self.chunk_end, uncompressed_crc=zlib.crc32(data), uncompressed_size=len(data))
+        start = self.position + len(self.out)
+        length = self._write(chunk)
+        offsets: dict[int, int] = {}
+        indexes = bytearray()
+        for channel, entries in self.chunk_index.items():
+            offsets[channel] = start + length + len(indexes)
+            indexes += _MESSAGE_INDEX.pack(Opcode.MESSAGE_INDEX, 6 + 8 * len(entries), channel, 8 * len(entries))
+            indexes += struct.pack(f"<{len(entries)}Q", *entries)
+        self.out += indexes
+        self.chunk_indexes.append(ChunkIndex(
+            message_start_time=self.chunk_start, message_end_time=self.chunk_end, chunk_start_offset=start,
+            chunk_length=length, message_index_offsets=offsets, message_index_length=len(indexes),
+            compression="zstd", compressed_size=len(compressed), uncompressed_size=len(data),
+        ))
+        self.chunk = bytearray()
+        self.chunk_messages = 0
+        self.chunk_start = self.chunk_end = 0
+        self.chunk_index = {}
+
+    def finish(self) -> None:
+        """The last chunk, the data end, the summary (schemas, channels, statistics, indexes), the footer."""
+        self._finish_chunk()
+        self._write(DataEnd(0))
+        summary_start = self.position + len(self.out)
+        builder = RecordBuilder()
+        offsets = []
+        groups = [
+            (Opcode.SCHEMA, self.schemas),
+            (Opcode.CHANNEL, self.channels),
+            (Opcode.STATISTICS, [Statistics(
+                attachment_count=0, channel_count=len(self.channels), channel_message_counts=self.message_counts,
+                chunk_count=self.chunk_count, message_count=self.message_count, message_end_time=self.end_time,
+                message_start_time=self.start_time, metadata_count=len(self.metadata_indexes),
+                schema_count=len(self.schemas),
+            )]),
+            (Opcode.CHUNK_INDEX, self.chunk_indexes),
+            (Opcode.ATTACHMENT_INDEX, []),
+            (Opcode.METADATA_INDEX, self.metadata_indexes),
+        ]
+        for opcode, records in groups:
+            group_start = builder.count
+            for record in records:
+                record.write(builder)
+            offsets.append(SummaryOffset(group_opcode=opcode, group_start=summary_start + group_start,
+                                         group_length=builder.count - group_start))
+        summary_offset_start = summary_start + builder.count
+        for offset in offsets:
+            offset.write(builder)
+        summary = builder.end()
+        crc = zlib.crc32(summary)
+        crc = zlib.crc32(struct.pack("<BQQQ", Opcode.FOOTER, 8 + 8 + 4, summary_start, summary_offset_start), crc)
+        self.out += summary
+        self._write(Footer(summary_start=summary_start, summary_offset_start=summary_offset_start, summary_crc=crc))
+        self.out += MCAP0_MAGIC
+
+
+class _Session:
+    """One session's MCAP: its metadata, a channel per sensor on its first reading, `/alerts`."""
+
+    def __init__(self, session: RecordingSession, head: dict, sensors: dict[int, str], first: dict[int, object]) -> None:
+        self.session = session
+        self.sensors = sensors
+        self.first = first  # each sensor's first reading's value (PostgreSQL)
+        self.file = McapFile()
+        self.channels: dict[int, int] = {}
+        self.alerts: int | None = None
+        self.file.start(profile=PROFILE, library="robotest")
+        self.file.add_metadata("session", _metadata(head["session"]))
+        self.file.add_metadata("verdict", {"verdict": head["verdict"] or "", "status": session.status})
+        self.file.add_metadata("rig", _metadata(head["rig"]))
+        self.file.add_metadata("rules", {"rules": _dumps(head["rules"]), "rates": _dumps(head["rates"])})
+
+    def channel(self, sensor_id: int, value) -> int:
+        """The sensor's channel, registered with the schema of `value` (its first reading's)."""
+        name = self.sensors[sensor_id]
+        rig = self.session.rig.name
+        schema = self.file.register_schema(
+            name=f"robotest.{rig}.{name}", encoding="jsonschema", data=_dumps(sensor_schema(name, value)).encode()
+        )
+        channel = self.channels[sensor_id] = self.file.register_channel(
+            topic=f"/{rig}/{name}", message_encoding="json", schema_id=schema
+        )
+        return channel
+
+    def reading(self, sensor_id: int, seq: int, time_ns: int, value) -> None:
+        channel = self.channels.get(sensor_id) or self.channel(sensor_id, value)
+        self.file.add_message(channel, seq & 0xFFFFFFFF, time_ns, message_data(value))
+
+    def result(self, result: dict) -> None:
+        """A validation result on `/alerts` (registered with the first): log_time = first violation, publish_time = last."""
+        if self.alerts is None:
+            schema = self.file.register_schema(
                 name="robotest.ValidationResult", encoding="jsonschema", data=_dumps(ALERT_SCHEMA).encode()
             )
-            alerts = writer.register_channel(topic="/alerts", message_encoding="json", schema_id=schema)
+            self.alerts = self.file.register_channel(topic="/alerts", message_encoding="json", schema_id=schema)
         record = result_record(result)
-        writer.add_message(alerts, log_time=_ns(result["first_timestamp"]), data=_dumps(record).encode(),
-                           publish_time=_ns(result["last_timestamp"]), sequence=record["id"] & 0xFFFFFFFF)
-        if sink.size >= CHUNK_BYTES:
-            yield sink.take()
-    writer.finish()
-    yield sink.take()
+        self.file.add_message(self.alerts, record["id"] & 0xFFFFFFFF, _ns(result["first_timestamp"]),
+                              _dumps(record).encode(), publish_time=_ns(result["last_timestamp"]))
+
+
+# Each reading as a binary COPY row: sensor, seq mod 2**32, time in whole microseconds (exact:
+# seconds and microseconds apart, never one float) and its message's JSON written by the
+# database, as the Python encoder would write it, byte for byte: compact separators (as in the
+# long CSV), numbers as jsonb keeps them, which is their repr. What jsonb writes otherwise
+# (a number below 1e-4 without its exponent, text outside printable ASCII, which Python escapes
+# as \uXXXX, a list) comes as the jsonb text after a \x01, and Python writes it.
+_COPY_SQL = r"""
+COPY (
+  SELECT r.sensor_id, r.seq %% 4294967296,
+    date_part('epoch', date_trunc('second', r.timestamp))::int8 * 1000000
+      + date_part('microseconds', r.timestamp)::int8 %% 1000000,
+    CASE jsonb_typeof(r.value)
+      WHEN 'number' THEN CASE WHEN abs(r.value::numeric) < 0.0001 AND r.value::numeric <> 0 THEN E'\x01' || r.value::text
+                              ELSE '{{"value":' || r.value::text || '}}' END
+      WHEN 'object' THEN CASE WHEN r.value::text ~ '[^ -~]|0\.0000' THEN E'\x01' || r.value::text
+                              WHEN r.value::text !~ '\\|, [^"]|, "[],:}}]'
+                                THEN replace(replace(r.value::text, '": ', '":'), ', "', ',"')
+                              ELSE regexp_replace(r.value::text, '("(?:[^"\\]|\\.)*")|([:,]) ', '\1\2', 'g') END
+      WHEN 'array' THEN E'\x01' || r.value::text
+      ELSE CASE WHEN r.value::text ~ '[^ -~]' THEN E'\x01' || r.value::text
+                ELSE '{{"value":' || r.value::text || '}}' END
+    END
+  FROM {reading} r
+  WHERE r.session_id = %(session)s
+  ORDER BY r.timestamp, r.id
+) TO STDOUT WITH (FORMAT binary)
+"""
+# Each sensor's first reading, for its schema: one index probe per sensor.
+_FIRST_SQL = """
+SELECT s.id, r.value::text FROM {sensor} s
+CROSS JOIN LATERAL (
+  SELECT value FROM {reading} WHERE session_id = %(session)s AND sensor_id = s.id ORDER BY timestamp, id LIMIT 1
+) r
+WHERE s.rig_id = %(rig)s
+"""
+_ROW = struct.Struct("!hiqiqiqi")  # 4 fields: sensor, seq, microseconds (int8 each), the message's text
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def _encode_copy(mcap: _Session, rows: Iterator[bytes]) -> Iterator[bytes]:
+    """The MCAP bytes of the COPY's rows, the file's ~64 KB at a time."""
+    first = mcap.first
+    file = mcap.file
+    channels = mcap.channels
+    add = file.add_message
+    unpack = _ROW.unpack_from
+    for row in rows:
+        if row[:11] == _SIGNATURE:
+            row = row[19:]  # the file header (signature, flags, no extension) comes before the first row
+        if len(row) < _ROW.size:  # the trailer: -1 fields
+            continue
+        _, _, sensor_id, _, seq, _, micros, _ = unpack(row)
+        data = row[_ROW.size:]
+        if data[0] == 1:
+            data = message_data(json.loads(bytes(data[1:])))
+        channel = channels.get(sensor_id) or mcap.channel(sensor_id, first[sensor_id])
+        add(channel, seq, micros * 1000, data)
+        if len(file.out) >= CHUNK_BYTES:
+            yield file.take()
+
+
+def _tail(mcap: _Session) -> Iterator[bytes]:
+    for result in results_values(mcap.session).iterator(chunk_size=1000):
+        mcap.result(result)
+        if len(mcap.file.out) >= CHUNK_BYTES:
+            yield mcap.file.take()
+    mcap.file.finish()
+    yield mcap.file.take()
+
+
+def _first_values(session: RecordingSession) -> dict[int, object]:
+    if connection.vendor != "postgresql":
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(_FIRST_SQL.format(sensor=Sensor._meta.db_table, reading=Reading._meta.db_table),
+                       {"session": session.pk, "rig": session.rig_id})
+        return {sensor_id: json.loads(value) for sensor_id, value in cursor.fetchall()}
+
+
+async def _start(session: RecordingSession) -> _Session:
+    head = await sync_to_async(_head)(session, {})
+    first = await sync_to_async(_first_values)(session)
+    sensors = {pk: name async for pk, name in Sensor.objects.filter(rig_id=session.rig_id).values_list("id", "name")}
+    return _Session(session, head, sensors, first)
+
+
+async def _pieces(session: RecordingSession) -> AsyncIterator[bytes]:
+    mcap = await _start(session)
+    if connection.vendor == "postgresql":
+        yield mcap.file.take()
+        sql = _COPY_SQL.format(reading=Reading._meta.db_table)
+        stream = CopyOut(sql, {"session": session.pk}, setup=COPY_SETUP,
+                         encode=lambda rows: _encode_copy(mcap, rows), tail=lambda: _tail(mcap))
+        async for chunk in stream:
+            yield chunk
+        return
+    async for reading in readings_in_order(session, with_seq=True):
+        mcap.reading(reading["sensor_id"], reading["seq"], _ns(reading["timestamp"]), reading["value"])
+        if len(mcap.file.out) >= CHUNK_BYTES:
+            yield mcap.file.take()
+    async for result in results_in_order(session):
+        mcap.result(result)
+        if len(mcap.file.out) >= CHUNK_BYTES:
+            yield mcap.file.take()
+    mcap.file.finish()
+    yield mcap.file.take()
 
 
 def mcap_stream(session: RecordingSession) -> AsyncIterator[bytes]:

@@ -100,14 +100,14 @@ RESULT_FIELDS = (
 )
 
 
+def results_values(session: RecordingSession):
+    """The session's validation results (values() rows) in the order they opened."""
+    return ValidationResult.objects.filter(session_id=session.pk).order_by("first_timestamp", "id").values(*RESULT_FIELDS)
+
+
 def results_in_order(session: RecordingSession):
     """The session's validation results in the order they opened, read in batches."""
-    return (
-        ValidationResult.objects.filter(session_id=session.pk)
-        .order_by("first_timestamp", "id")
-        .values(*RESULT_FIELDS)
-        .aiterator(chunk_size=FETCH_RESULTS)
-    )
+    return results_values(session).aiterator(chunk_size=FETCH_RESULTS)
 
 
 async def _pieces(session: RecordingSession, links: dict[str, str]) -> AsyncIterator[bytes]:
