@@ -118,8 +118,14 @@ class ValidationResult(models.Model):
         WARNING = "warning"
         ERROR = "error"
 
-    session = models.ForeignKey(RecordingSession, on_delete=models.CASCADE, related_name="results")
-    sensor = models.ForeignKey("sensors.Sensor", on_delete=models.PROTECT, related_name="results")
+    # No database constraints on these two, as on readings: a spiky signal opens a result every few
+    # readings, and checking both keys of each at commit cost the pipeline a tenth of its time
+    # (docs/benchmarks.md). The pipeline is the only writer; deletes cascade through the ORM. No
+    # index of its own on session either: result_session_open starts with it.
+    session = models.ForeignKey(
+        RecordingSession, on_delete=models.CASCADE, related_name="results", db_index=False, db_constraint=False
+    )
+    sensor = models.ForeignKey("sensors.Sensor", on_delete=models.PROTECT, related_name="results", db_constraint=False)
     rule = models.CharField(max_length=64)
     status = models.CharField(max_length=8, choices=Status.choices)
     message = models.CharField(max_length=300)
