@@ -246,16 +246,20 @@ _CELL_SQL = r"""CASE jsonb_typeof({j})
       WHEN 'string' THEN NULLIF({j} #>> '{{}}', '')
       WHEN 'boolean' THEN CASE WHEN ({j})::boolean THEN 'True' ELSE 'False' END
       WHEN 'null' THEN 'null' END"""
+# The cells and the times are written below the sort (in PostgreSQL's parallel workers, where
+# there are any), the GROUP BY only picks them up: written in its aggregates they cost 3 times more.
 _WIDE_SQL = """
 COPY (
-  SELECT {timestamp}, {datetime}, {session_time}{cells}
+  SELECT max(s."timestamp"), max(s.datetime), max(s.session_time){cells}
   FROM (
-    SELECT r.timestamp{aggregates}
+    SELECT r.timestamp AS at, r.sensor_id, {timestamp}, {datetime}, {session_time}{values}
     FROM {reading} r
     WHERE r.session_id = %(session)s
-    GROUP BY r.timestamp
-  ) g
-  ORDER BY g.timestamp
+    ORDER BY r.timestamp
+    OFFSET 0
+  ) s
+  GROUP BY s.at
+  ORDER BY s.at
 ) TO STDOUT WITH (FORMAT csv)
 """
 
@@ -267,21 +271,21 @@ def wide_copy(session: RecordingSession, names: list[str], columns: dict[int, st
     for sensor_id, column in columns.items():
         for field, name in (column.items() if isinstance(column, dict) else [(None, column)]):
             sources[name] = (int(sensor_id), field)
-    counts = [f", count(*) FILTER (WHERE r.sensor_id = {sensor_id}) AS n{sensor_id}" for sensor_id in map(int, columns)]
-    aggregates, cells = [], []
+    values, cells = [], []
     for k, name in enumerate(names):
         sensor_id, field = sources[name]
         value = "r.value" if field is None else f"(r.value -> {_literal(field)})"
-        aggregates.append(f", max({_CELL_SQL.format(j=value)}) FILTER (WHERE r.sensor_id = {sensor_id}) AS c{k}")
+        values.append(f", CASE WHEN r.sensor_id = {sensor_id} THEN {_CELL_SQL.format(j=value)} END AS c{k}")
         latest = "r2.value" if field is None else f"(r2.value -> {_literal(field)})"
         sets = "" if field is None else f" AND {latest} IS NOT NULL"
+        # Several readings of the sensor at this instant: the latest (by id) that sets the column.
         cells.append(
-            f", CASE WHEN g.n{sensor_id} > 1 THEN (SELECT {_CELL_SQL.format(j=latest)} FROM {reading} r2 "
-            f"WHERE r2.session_id = %(session)s AND r2.sensor_id = {sensor_id} AND r2.timestamp = g.timestamp{sets} "
-            f"ORDER BY r2.id DESC LIMIT 1) ELSE g.c{k} END"
+            f", CASE WHEN count(*) FILTER (WHERE s.sensor_id = {sensor_id}) > 1 THEN (SELECT "
+            f"{_CELL_SQL.format(j=latest)} FROM {reading} r2 WHERE r2.session_id = %(session)s "
+            f"AND r2.sensor_id = {sensor_id} AND r2.timestamp = s.at{sets} ORDER BY r2.id DESC LIMIT 1) ELSE max(s.c{k}) END"
         )
     sql = _WIDE_SQL.format(
-        reading=reading, cells="".join(cells), aggregates="".join(counts + aggregates), **_time_columns("g.timestamp")
+        reading=reading, cells="".join(cells), values="".join(values), **_time_columns("r.timestamp")
     )
     return CopyOut(sql, _params(session), setup=COPY_SETUP)
 

@@ -16,10 +16,11 @@ one binary COPY whose rows carry each message's JSON already written by the data
 through the ORM. Memory: one MCAP chunk and a small index entry per chunk until the end.
 """
 
+import itertools
 import json
 import struct
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
 
 import zstandard
@@ -166,35 +167,44 @@ class McapFile:
             self._finish_chunk()
 
     def add_message(self, channel: int, sequence: int, time: int, data: bytes, publish_time: int | None = None) -> None:
-        """A message logged at `time` (published then too unless `publish_time`): the hot path."""
-        if self.message_count:
-            if time < self.start_time:
-                self.start_time = time
-        else:
-            self.start_time = time
-        if time > self.end_time:
-            self.end_time = time
-        self.message_count += 1
-        counts = self.message_counts
-        counts[channel] = counts.get(channel, 0) + 1
-        chunk = self.chunk
+        """A message logged at `time` (published then too unless `publish_time`)."""
         if self.chunk_messages:
-            if time < self.chunk_start:
-                self.chunk_start = time
+            self.chunk_start = min(self.chunk_start, time)
         else:
             self.chunk_start = time
-        if time > self.chunk_end:
-            self.chunk_end = time
+        self.chunk_end = max(self.chunk_end, time)
         self.chunk_messages += 1
-        index = self.chunk_index.get(channel)
-        if index is None:
-            index = self.chunk_index[channel] = []
-        index += (time, len(chunk))
-        chunk += _MESSAGE.pack(Opcode.MESSAGE, 22 + len(data), channel, sequence, time,
-                               time if publish_time is None else publish_time)
-        chunk += data
-        if len(chunk) > self.chunk_size:
+        self.chunk_index.setdefault(channel, []).extend((time, len(self.chunk)))
+        self.chunk += _MESSAGE.pack(Opcode.MESSAGE, 22 + len(data), channel, sequence, time,
+                                    time if publish_time is None else publish_time)
+        self.chunk += data
+        if len(self.chunk) > self.chunk_size:
             self._finish_chunk()
+
+    def add_in_time_order(self, messages: Iterable[tuple[int, int, int, bytes]]) -> Iterator[None]:
+        """Messages (channel, sequence, time, data) in time order, the hot path: yields after each chunk.
+
+        The Writer's min/max of times and its per-message counters are taken per chunk instead
+        (the same numbers: times only grow, and a chunk's message index counts its messages).
+        """
+        chunk = self.chunk  # the same bytearray and dict for every chunk (_finish_chunk clears them)
+        index = self.chunk_index
+        pack = _MESSAGE.pack
+        limit = self.chunk_size
+        for channel, sequence, time, data in messages:
+            if not self.chunk_messages:
+                self.chunk_start = time
+            self.chunk_messages += 1
+            self.chunk_end = time
+            entries = index.get(channel)
+            if entries is None:
+                entries = index[channel] = []
+            entries += (time, len(chunk))
+            chunk += pack(5, 22 + len(data), channel, sequence, time, time)
+            chunk += data
+            if len(chunk) > limit:
+                self._finish_chunk()
+                yield
 
     def _finish_chunk(self) -> None:
         if not self.chunk_messages:
@@ -212,16 +222,23 @@ class McapFile:
             offsets[channel] = start + length + len(indexes)
             indexes += _MESSAGE_INDEX.pack(Opcode.MESSAGE_INDEX, 6 + 8 * len(entries), channel, 8 * len(entries))
             indexes += struct.pack(f"<{len(entries)}Q", *entries)
+            self.message_counts[channel] = self.message_counts.get(channel, 0) + len(entries) // 2
         self.out += indexes
         self.chunk_indexes.append(ChunkIndex(
             message_start_time=self.chunk_start, message_end_time=self.chunk_end, chunk_start_offset=start,
             chunk_length=length, message_index_offsets=offsets, message_index_length=len(indexes),
             compression="zstd", compressed_size=len(compressed), uncompressed_size=len(data),
         ))
-        self.chunk = bytearray()
+        if self.message_count:
+            self.start_time = min(self.start_time, self.chunk_start)
+        else:
+            self.start_time = self.chunk_start
+        self.end_time = max(self.end_time, self.chunk_end)
+        self.message_count += self.chunk_messages
+        self.chunk.clear()
         self.chunk_messages = 0
         self.chunk_start = self.chunk_end = 0
-        self.chunk_index = {}
+        self.chunk_index.clear()
 
     def finish(self) -> None:
         """The last chunk, the data end, the summary (schemas, channels, statistics, indexes), the footer."""
@@ -339,30 +356,39 @@ CROSS JOIN LATERAL (
 ) r
 WHERE s.rig_id = %(rig)s
 """
-_ROW = struct.Struct("!hiqiqiqi")  # 4 fields: sensor, seq, microseconds (int8 each), the message's text
+# 4 fields (int16), each with its length (int32): sensor, seq, microseconds (int8 each), the message's text.
+_ROW = struct.Struct("!6xq4xq4xq4x")
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
-def _encode_copy(mcap: _Session, rows: Iterator[bytes]) -> Iterator[bytes]:
+def _encode_copy(mcap: _Session, rows: Iterable[bytes]) -> Iterator[bytes]:
     """The MCAP bytes of the COPY's rows, the file's ~64 KB at a time."""
-    first = mcap.first
+    rows = iter(rows)
+    head = next(rows, None)
+    if head is None:
+        return
+    # The file header (signature, flags, no extension) comes before the first row.
+    head = head[19:] if head[:11] == _SIGNATURE else head
     file = mcap.file
-    channels = mcap.channels
-    add = file.add_message
+    for _ in file.add_in_time_order(_messages(mcap, itertools.chain([head], rows))):
+        if len(file.out) >= CHUNK_BYTES:
+            yield file.take()
+
+
+def _messages(mcap: _Session, rows: Iterable[bytes]) -> Iterator[tuple[int, int, int, bytes]]:
     unpack = _ROW.unpack_from
+    channels = mcap.channels
     for row in rows:
-        if row[:11] == _SIGNATURE:
-            row = row[19:]  # the file header (signature, flags, no extension) comes before the first row
         if len(row) < _ROW.size:  # the trailer: -1 fields
             continue
-        _, _, sensor_id, _, seq, _, micros, _ = unpack(row)
+        sensor_id, seq, micros = unpack(row)
         data = row[_ROW.size:]
         if data[0] == 1:
             data = message_data(json.loads(bytes(data[1:])))
-        channel = channels.get(sensor_id) or mcap.channel(sensor_id, first[sensor_id])
-        add(channel, seq, micros * 1000, data)
-        if len(file.out) >= CHUNK_BYTES:
-            yield file.take()
+        channel = channels.get(sensor_id)
+        if channel is None:
+            channel = mcap.channel(sensor_id, mcap.first[sensor_id])
+        yield channel, seq, micros * 1000, data
 
 
 def _tail(mcap: _Session) -> Iterator[bytes]:
