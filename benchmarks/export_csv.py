@@ -6,17 +6,21 @@ here by binary COPY (a 16-reading cycle like the `sim` rig's: 10 force, 5 motor,
 and reused on the next run; `--session-100k/--session-1m` name existing sessions instead.
 Starts a real `daphne` on a free port and, for each session and repetition:
 
-- `bare`: `COPY (SELECT * FROM readings WHERE session_id = … ORDER BY timestamp, id) TO STDOUT`
-  read with psycopg in this process, rows/s;
-- `export SQL`: the export's own COPY (the seed's CSV text, written by the database) read the same way;
-- `http`: `GET /api/v1/sessions/{id}/export/csv` downloaded with `requests`, rows/s and the ratio
-  to `bare` of the same repetition (target ≥ 50 %);
-- daphne's RSS: sampled every 10 ms during the download (peak minus the RSS before it), and VmHWM.
+- `export SQL`: the long CSV's own COPY (the seed's CSV text, written by the database) read with
+  psycopg in this process, once per repetition;
+- for each of `--kinds` (csv, wide, mcap): `bare`, a `COPY (SELECT * FROM readings WHERE
+  session_id = … ORDER BY timestamp, id) TO STDOUT` read the same way, rows/s, then the export
+  (`GET /api/v1/sessions/{id}/export/csv`, `…/export/csv?layout=wide`, `…/export/mcap`)
+  downloaded with `requests`: readings/s and the ratio to that bare COPY (issue 12's goals:
+  long CSV ≥ 70 %, wide CSV and MCAP ≥ 50 %);
+- daphne's RSS: sampled every 10 ms during the download (peak minus the RSS before it), and VmHWM;
+- `--profile DIR`: py-spy samples daphne during each kind's first 1M download (raw stacks, for
+  benchmarks/profile_summary.py).
 
-`--others wide,json,mcap` also downloads those exports once per session (readings/s and RSS).
+`--others json` also downloads those exports once per session (readings/s and RSS).
 
     python benchmarks/export_csv.py
-    python benchmarks/export_csv.py --repeat 5 --session-1m 42 --others wide,json,mcap
+    python benchmarks/export_csv.py --repeat 5 --kinds csv,wide,mcap --session-1m 42 --others json
 """
 
 import argparse
@@ -72,11 +76,11 @@ def main() -> None:
         for name, session_id in sessions.items():
             readings = RecordingSession.objects.get(pk=session_id).reading_count
             for rep in range(args.repeat):
-                bare = _bare(session_id)
                 sql = _export_sql(session_id)
-                print(f"{name} rep={rep} bare={_bench.fmt_rate(bare['bare_rate'])} rows/s "
-                      f"export-sql={_bench.fmt_rate(sql['sql_rate'])} rows/s", flush=True)
+                print(f"{name} rep={rep} export-sql={_bench.fmt_rate(sql['sql_rate'])} rows/s", flush=True)
                 for kind in kinds:
+                    # The bare COPY just before each download: on shared cores the load moves within a repetition.
+                    bare = _bare(session_id)
                     profile = args.profile and rep == 0 and name == "bench-1m"
                     spy = _py_spy(server.pid, f"{args.profile}/{kind}.txt") if profile else None
                     row = {"session": name, "session_id": session_id, "rep": rep, "kind": kind, **bare, **sql}
@@ -88,7 +92,8 @@ def main() -> None:
                     row["ratio"] = row["http_rate"] / row["bare_rate"]
                     results.append(row)
                     print(
-                        f"  {kind}: {_bench.fmt_rate(row['http_rate'])} readings/s ({row['http_mb']:.1f} MB in "
+                        f"  {kind}: bare {_bench.fmt_rate(bare['bare_rate'])} rows/s, "
+                        f"export {_bench.fmt_rate(row['http_rate'])} readings/s ({row['http_mb']:.1f} MB in "
                         f"{row['http_s']:.2f} s, first byte {row['first_byte_s'] * 1000:.0f} ms) "
                         f"ratio={row['ratio']:.0%} rss before={row['rss_before_mb']:.1f} MB "
                         f"peak={row['rss_peak_mb']:.1f} MB (+{row['rss_peak_mb'] - row['rss_before_mb']:.1f}) "
