@@ -59,18 +59,23 @@ def delta_ranks(change: np.ndarray, check) -> np.ndarray:
     return np.where(change > check.eh, 2, np.where(change > check.wh, 1, 0)).astype(np.int8)
 
 
-def runs(rank: np.ndarray, excess: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Runs of non-zero rank: (first index, last index, index of the peak) of each, in order.
+def runs(rank: np.ndarray, excess: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of non-zero rank within each group (sensor): (first index, last index, index of the peak) of each.
 
-    The peak is the run's first value of its highest rank and, within that rank, of the largest
-    excess: what updating the peak only on a strictly worse value, reading by reading, keeps.
+    `group` is non-decreasing: each sensor's values lie together. The peak is the run's first value
+    of its highest rank and, within that rank, of the largest excess: what updating the peak only on
+    a strictly worse value, reading by reading, keeps.
     """
     flagged = rank > 0
-    edges = np.diff(flagged.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
-    starts = np.flatnonzero(edges == 1)
+    joined = np.zeros(len(rank), dtype=bool)  # flagged, and so is the value before it of the same group
+    joined[1:] = flagged[1:] & flagged[:-1] & (group[1:] == group[:-1])
+    begins = flagged & ~joined
+    starts = np.flatnonzero(begins)
     if not starts.size:
         return starts, starts, starts
-    ends = np.flatnonzero(edges == -1) - 1
+    ending = flagged.copy()
+    ending[:-1] &= ~joined[1:]
+    ends = np.flatnonzero(ending)
     inside = np.flatnonzero(flagged)
     lengths = ends - starts + 1
     offsets = np.zeros(len(starts), dtype=np.intp)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
 from numbers import Real
+from operator import itemgetter
 
 import numpy as np
 from django.conf import settings
@@ -157,7 +158,7 @@ class _Check:
         "code", "sensor", "sensor_type", "unit", "field", "delta", "lag", "message",
         "warning_low", "warning_high", "error_low", "error_high",
         "wl", "wh", "el", "eh", "inner_low", "inner_high", "details",
-        "episode", "peak_rank", "peak_excess",
+        "episode", "peak_rank", "peak_excess", "words",
     )
 
     def __init__(self, rule: dict, sensor: str, sensor_type: str, unit: str) -> None:
@@ -188,6 +189,7 @@ class _Check:
         self.episode: Episode | None = None
         self.peak_rank = 0
         self.peak_excess = 0.0
+        self.words: dict[tuple[str, bool], tuple[str, str]] = {}
 
     def excess(self, peak: float) -> float:
         if self.delta:
@@ -195,28 +197,37 @@ class _Check:
         return peak - self.inner_high if peak > self.inner_high else self.inner_low - peak
 
     def describe(self, status: str, peak: float) -> str:
-        unit = f" {self.unit}" if self.unit else ""
-        name = f"{self.sensor} {self.field}" if self.field else self.sensor
+        """The result's message: the peak between words that depend only on the rule, status and side."""
         if self.delta:
-            bound = self.error_high if status == ERROR else self.warning_high
-            text = (f"{name} changed by {_format_value(peak)}{unit} over {self.lag} readings, "
-                    f"above {status} limit {_format_bound(bound)}")
-        else:
+            above = True
+        elif status == ERROR:
             # The side of the band the peak crossed (bands that overlap oddly, say a warning high
             # below the error low, can have a peak above one band and below the other).
-            if status == ERROR:
-                above = peak > self.eh
-                bound = self.error_high if above else self.error_low
-            else:
-                above = peak > self.wh
-                bound = self.warning_high if above else self.warning_low
-            text = (f"{name} {_format_value(peak)}{unit} {'above' if above else 'below'} "
-                    f"{status} limit {_format_bound(bound)}")
-        return f"{self.message}: {text}" if self.message else text
+            above = peak > self.eh
+        else:
+            above = peak > self.wh
+        words = self.words.get((status, above))
+        if words is None:
+            words = self.words[(status, above)] = self._words(status, above)
+        return words[0] + _format_value(peak) + words[1]
+
+    def _words(self, status: str, above: bool) -> tuple[str, str]:
+        unit = f" {self.unit}" if self.unit else ""
+        name = f"{self.sensor} {self.field}" if self.field else self.sensor
+        lead = f"{self.message}: " if self.message else ""
+        if self.delta:
+            bound = self.error_high if status == ERROR else self.warning_high
+            return (f"{lead}{name} changed by ",
+                    f"{unit} over {self.lag} readings, above {status} limit {_format_bound(bound)}")
+        if status == ERROR:
+            bound = self.error_high if above else self.error_low
+        else:
+            bound = self.warning_high if above else self.warning_low
+        return f"{lead}{name} ", f"{unit} {'above' if above else 'below'} {status} limit {_format_bound(bound)}"
 
 
-def _touch_order(touch: tuple) -> tuple[int, int]:
-    return touch[0], touch[1]
+# Touches are (batch position, rule order, episode).
+_touch_order = itemgetter(0, 1)
 
 
 class Validator:
@@ -226,6 +237,7 @@ class Validator:
         """`sensors` maps each sensor name to its type; `units` (optional) names units for messages."""
         units = units or {}
         self._checks: dict[str, list[_Check]] = {}
+        self._kinds: dict[str, tuple] = {}
         self._sensors: dict[str, tuple[tuple[_Check, ...], deque | None]] = {}
         self._changes: dict[int, Episode] = {}
         self._max_lag = 0
@@ -248,6 +260,10 @@ class Validator:
             lag = max((check.lag for check in checks if check.delta), default=0)
             self._max_lag = max(self._max_lag, lag)
             self._checks[sensor] = checks
+            # Sensors whose checks are alike (same rules, bounds and lags) are checked together by feed_batch.
+            self._kinds[sensor] = tuple(
+                (c.code, c.field, c.delta, c.lag, c.wl, c.wh, c.el, c.eh) for c in checks
+            )
             # Recent values are kept only for a sensor a delta rule looks back on.
             self._sensors[sensor] = (tuple(checks), deque(maxlen=lag) if lag else None)
 
@@ -333,8 +349,8 @@ class Validator:
     def feed_batch(self, sensors: Sequence[str], timestamps: Sequence[float], values: Sequence) -> None:
         """Check a batch in timestamp order: the same episodes and changes as `feed` on each reading in turn.
 
-        Each sensor's readings are checked as arrays (sensors.columnar); a sensor whose values an
-        array cannot compare exactly goes through `feed`, reading by reading.
+        Sensors under the same rules are checked together, as arrays (sensors.columnar); a sensor
+        whose values an array cannot compare exactly goes through `feed`, reading by reading.
         """
         positions: dict[str, list[int]] = {}
         for k, name in enumerate(sensors):
@@ -343,15 +359,21 @@ class Validator:
                 positions[name] = [k]
             else:
                 group.append(k)
-        touches: list[tuple[int, int, Episode]] = []
-        for name, pos in positions.items():
+        alike: dict[tuple, list[str]] = {}
+        for name in positions:
             state = self._sensors.get(name)
-            if state is None or not state[0]:
-                continue
-            vals = [values[k] for k in pos]
-            found = self._check_columns(name, state, pos, timestamps, vals)
-            if found is None:
-                found = self._check_one_by_one(name, pos, timestamps, vals)
+            if state is not None and state[0]:
+                alike.setdefault(self._kinds[name], []).append(name)
+        touches: list[tuple[int, int, Episode]] = []
+        for names in alike.values():
+            found = self._check_columns(names, positions, timestamps, values)
+            if found is None:  # one of them cannot be compared as arrays: each on its own
+                found = []
+                for name in names:
+                    mine = self._check_columns([name], positions, timestamps, values)
+                    if mine is None:
+                        mine = self._check_one_by_one(name, positions[name], timestamps, values)
+                    found.extend(mine)
             touches.extend(found)
         # The order `feed` would have noted them in: by the reading that first touched each, then by rule.
         touches.sort(key=_touch_order)
@@ -359,103 +381,136 @@ class Validator:
         for _, _, episode in touches:
             changes.setdefault(id(episode), episode)
 
-    def _check_columns(self, sensor: str, state, pos: list[int], timestamps: Sequence[float], vals: list):
-        """One sensor's readings as arrays: the (position, rule order, episode) of each episode touched, or None."""
-        checks, history = state
-        past = list(history) if history is not None else []
-        h = len(past)
-        n = len(vals)
+    def _check_columns(self, names: list[str], positions: dict[str, list[int]], timestamps: Sequence[float],
+                       values: Sequence):
+        """Sensors under the same rules as one set of arrays: (position, rule order, episode) of each episode touched.
+
+        None when some value cannot be compared exactly as float64; nothing has changed then.
+        """
+        states = [self._sensors[name] for name in names]
+        segments, pos, vals_of, past_lengths = [], [], [], []
+        for name, (_, history) in zip(names, states, strict=True):
+            mine = positions[name]
+            vals = [values[k] for k in mine]
+            past = list(history) if history is not None else []
+            segments.append(past + vals)
+            vals_of.append(vals)
+            pos.extend(mine)
+            past_lengths.append(len(past))
+        counts = np.array([len(v) for v in vals_of])
+        pos_array = np.array(pos)
+        h = np.array(past_lengths)
+        owner = np.repeat(np.arange(len(names)), counts)
+        # Each batch reading's place in the segments laid end to end (a sensor's past values, then its batch).
+        seg_starts = np.concatenate(([0], np.cumsum(h + counts)[:-1]))
+        local = np.arange(len(pos)) - np.repeat(np.cumsum(counts) - counts, counts)
+        at = seg_starts[owner] + h[owner] + local
+        checks = states[0][0]
         extracted: dict[str, tuple] = {}
         for check in checks:
             if check.field not in extracted:
+                everything = [v for segment in segments for v in segment]
                 if check.field:
                     field = check.field
-                    xs = [v.get(field) if isinstance(v, dict) else None for v in (*past, *vals)]
-                else:
-                    xs = [*past, *vals]
-                arrays = columnar.numbers(xs)
+                    everything = [v.get(field) if isinstance(v, dict) else None for v in everything]
+                arrays = columnar.numbers(everything)
                 if arrays is None:
                     return None
-                extracted[check.field] = (xs, *arrays)
+                extracted[check.field] = (everything, *arrays)
         touches = []
-        for order, check in enumerate(checks):
-            xs, x, ok = extracted[check.field]
-            if check.delta:
-                lag = check.lag
-                if h + n <= lag:
-                    continue
-                first = max(lag - h, 0)  # the first reading with a reading `lag` before it
-                now = ok[h + first:]
-                valid = now & ok[h + first - lag:h + n - lag]
-                idx = np.flatnonzero(valid) + first
-                if not idx.size:
-                    continue
-                excess = np.abs(x[h + idx] - x[h + idx - lag])
-                rank = columnar.delta_ranks(excess, check)
+        for order, kind in enumerate(checks):
+            xs, x, ok = extracted[kind.field]
+            if kind.delta:
+                lag = kind.lag
+                valid = ok[at] & (h[owner] + local >= lag)
+                valid[valid] &= ok[at[valid] - lag]
+                idx = np.flatnonzero(valid)
+                excess = np.abs(x[at[idx]] - x[at[idx] - lag])
+                rank = columnar.delta_ranks(excess, kind)
             else:
-                idx = np.flatnonzero(ok[h:])
-                if not idx.size:
+                idx = np.flatnonzero(ok[at])
+                rank, excess = columnar.range_ranks(x[at[idx]], kind)
+            if not idx.size:
+                continue
+            group = owner[idx]
+            starts, ends, peaks = columnar.runs(rank, excess, group)
+            sensors_at = np.arange(len(names))
+            firsts = np.searchsorted(group, sensors_at)
+            lasts = np.searchsorted(group, sensors_at, side="right") - 1
+            # Per run, as plain lists: where it starts and ends in the batch, its peak's value index and band.
+            where = pos_array[idx]
+            first_at, last_at = where[starts].tolist(), where[ends].tolist()
+            peak_j, bands = at[idx[peaks]].tolist(), rank[peaks].tolist()
+            run_group = group[starts].tolist()
+            open_at_end = (ends == lasts[group[starts]]).tolist()
+            # A sensor's episode open before the batch continues into the run starting at its first check.
+            has_values = firsts <= lasts
+            runs_from = dict(zip(starts.tolist(), range(len(starts))))
+            lag = kind.lag
+            continued = set()
+            for g in np.flatnonzero(has_values).tolist():
+                check = states[g][0][order]
+                episode = check.episode
+                if episode is None:
                     continue
-                rank, excess = columnar.range_ranks(x[h + idx], check)
-            starts, ends, peaks = (a.tolist() for a in columnar.runs(rank, excess))
-            last = len(idx) - 1
-
-            def peak_at(i: int):
-                # The peak as `feed` computes it, from the values themselves (an int stays an int).
-                j = h + int(idx[i])
-                if check.delta:
-                    peak = abs(xs[j] - xs[j - check.lag])
-                    return peak, peak
-                return xs[j], check.excess(xs[j])
-
-            episode = check.episode
-            first_run = 0
-            if episode is not None:
-                touches.append((pos[idx[0]], order, episode))
-                if starts and starts[0] == 0:
-                    first_run = 1
-                    end, at = ends[0], peaks[0]
-                    episode.count += end + 1
-                    episode.last_timestamp = timestamps[pos[idx[end]]]
-                    band = int(rank[at])
-                    peak, excess_at = peak_at(at)
-                    if band > check.peak_rank or (band == check.peak_rank and excess_at > check.peak_excess):
-                        check.peak_rank = band
-                        check.peak_excess = excess_at
-                        episode.peak = peak
-                        episode.status = status = _STATUS[band]
-                        episode.message = check.describe(status, peak)
-                    if end != last:
-                        episode.is_open = False
-                        check.episode = None
-                else:
+                first = int(firsts[g])
+                touches.append((pos[int(idx[first])], order, episode))
+                n = runs_from.get(first)
+                if n is None:
                     episode.is_open = False
                     check.episode = None
-            for start, end, at in zip(starts[first_run:], ends[first_run:], peaks[first_run:], strict=True):
-                band = int(rank[at])
+                    continue
+                continued.add(n)
+                episode.count += int(ends[n]) - first + 1
+                episode.last_timestamp = timestamps[last_at[n]]
+                band, j = bands[n], peak_j[n]
+                peak = abs(xs[j] - xs[j - lag]) if check.delta else xs[j]
+                excess_at = peak if check.delta else check.excess(peak)
+                if band > check.peak_rank or (band == check.peak_rank and excess_at > check.peak_excess):
+                    check.peak_rank = band
+                    check.peak_excess = excess_at
+                    episode.peak = peak
+                    episode.status = status = _STATUS[band]
+                    episode.message = check.describe(status, peak)
+                if not open_at_end[n]:
+                    episode.is_open = False
+                    check.episode = None
+            delta = kind.delta
+            counts_of = (ends - starts + 1).tolist()
+            for n, j in enumerate(peak_j):
+                if n in continued:
+                    continue
+                check = states[run_group[n]][0][order]
+                band = bands[n]
                 status = _STATUS[band]
-                peak, excess_at = peak_at(at)
+                if delta:
+                    peak = excess_at = abs(xs[j] - xs[j - lag])
+                else:
+                    peak = xs[j]
+                    excess_at = check.excess(peak)
+                still_open = open_at_end[n]
                 episode = Episode(
-                    rule=check.code, sensor=sensor, sensor_type=check.sensor_type, status=status,
-                    message=check.describe(status, peak), first_timestamp=timestamps[pos[idx[start]]],
-                    last_timestamp=timestamps[pos[idx[end]]], count=end - start + 1, peak=peak,
-                    details=dict(check.details), is_open=end == last,
+                    check.code, check.sensor, check.sensor_type, status, check.describe(status, peak),
+                    timestamps[first_at[n]], timestamps[last_at[n]], counts_of[n], peak, dict(check.details),
+                    still_open,
                 )
-                if end == last:
+                if still_open:
                     check.episode = episode
                     check.peak_rank = band
                     check.peak_excess = excess_at
-                touches.append((pos[idx[start]], order, episode))
-        if history is not None:
-            history.extend(vals[-history.maxlen:])
+                touches.append((first_at[n], order, episode))
+        for (_, history), vals in zip(states, vals_of, strict=True):
+            if history is not None:
+                history.extend(vals[-history.maxlen:])
         return touches
 
-    def _check_one_by_one(self, sensor: str, pos: list[int], timestamps: Sequence[float], vals: list):
+    def _check_one_by_one(self, sensor: str, pos: list[int], timestamps: Sequence[float], values: Sequence):
         """One sensor's readings through `feed`, noting which reading first touched each episode."""
         saved, self._changes = self._changes, {}
         touches = []
         try:
-            for k, value in zip(pos, vals, strict=True):
+            for k in pos:
+                value = values[k]
                 seen = len(self._changes)
                 self.feed(sensor, timestamps[k], value)
                 grown = len(self._changes) - seen
