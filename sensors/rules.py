@@ -196,6 +196,14 @@ class _Check:
             return abs(peak)
         return peak - self.inner_high if peak > self.inner_high else self.inner_low - peak
 
+    def new_peak(self, episode: Episode, rank: int, excess: float, peak) -> None:
+        """The open episode's peak is now `peak`: its status and message follow it."""
+        self.peak_rank = rank
+        self.peak_excess = excess
+        episode.peak = peak
+        episode.status = status = _STATUS[rank]
+        episode.message = self.describe(status, peak)
+
     def describe(self, status: str, peak: float) -> str:
         """The result's message: the peak between words that depend only on the rule, status and side."""
         if self.delta:
@@ -337,11 +345,7 @@ class Validator:
                 # The peak is the worst band first, then the furthest outside it; so the status
                 # (worst band reached) is always the peak's band.
                 if rank > check.peak_rank or (rank == check.peak_rank and excess > check.peak_excess):
-                    check.peak_rank = rank
-                    check.peak_excess = excess
-                    episode.peak = x
-                    episode.status = status = _STATUS[rank]
-                    episode.message = check.describe(status, x)
+                    check.new_peak(episode, rank, excess, x)
             self._changes[id(episode)] = episode
         if history is not None:
             history.append(value)
@@ -467,11 +471,7 @@ class Validator:
                 peak = abs(xs[j] - xs[j - lag]) if check.delta else xs[j]
                 excess_at = peak if check.delta else check.excess(peak)
                 if band > check.peak_rank or (band == check.peak_rank and excess_at > check.peak_excess):
-                    check.peak_rank = band
-                    check.peak_excess = excess_at
-                    episode.peak = peak
-                    episode.status = status = _STATUS[band]
-                    episode.message = check.describe(status, peak)
+                    check.new_peak(episode, band, excess_at, peak)
                 if not open_at_end[n]:
                     episode.is_open = False
                     check.episode = None
