@@ -168,9 +168,11 @@ _PG_RESULTS_UPDATE = (
     "FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::timestamptz[], %b::int[], %b::float8[], "
     "%b::text[], %b::bool[]) AS u(id, status, message, last_ts, count, peak, details, is_open) WHERE r.id = u.id"
 )
+# Many rows a statement: SQLite takes up to 32,766 parameters (11 a row here).
+_SQLITE_RESULTS_PER_INSERT = 1000
+_SQLITE_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '')"
 _SQLITE_RESULTS_INSERT = (
-    "INSERT INTO {table} (session_id, " + _RESULT_COLUMNS + ", acknowledge_comment) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '') RETURNING id"
+    "INSERT INTO {table} (session_id, " + _RESULT_COLUMNS + ", acknowledge_comment) VALUES {rows} RETURNING id"
 )
 _SQLITE_RESULTS_UPDATE = (
     "UPDATE {table} SET status = %s, message = %s, last_timestamp = %s, count = %s, peak = %s, "
@@ -197,15 +199,22 @@ def results_insert(session_id: int, rows: Sequence[ResultRow]) -> list[int]:
             with bound_cursor() as bound, connection.wrap_database_errors:
                 bound.execute(_PG_RESULTS_INSERT.format(table=table), params)
                 return [row[0] for row in bound.fetchall()]
-        sql = _SQLITE_RESULTS_INSERT.format(table=table)
         ids = []
-        for sensor_id, rule, status, message, first, last, count, peak, details, is_open in rows:
-            cursor.execute(
-                sql,
-                [session_id, sensor_id, rule, status, message, _sqlite_time(first), _sqlite_time(last), count,
-                 float(peak), _dumps(details), is_open],
-            )
-            ids.append(cursor.fetchone()[0])
+        for start in range(0, len(rows), _SQLITE_RESULTS_PER_INSERT):
+            chunk = rows[start:start + _SQLITE_RESULTS_PER_INSERT]
+            c = list(zip(*chunk))
+            firsts, lasts = sqlite_times(_micros(c[4])), sqlite_times(_micros(c[5]))
+            params = []
+            for sensor_id, rule, status, message, first, last, count, peak, details, is_open in zip(
+                c[0], c[1], c[2], c[3], firsts, lasts, c[6], c[7], c[8], c[9], strict=True
+            ):
+                params += (session_id, sensor_id, rule, status, message, first, last, count, float(peak),
+                           _dumps(details), is_open)
+            cursor.execute(_SQLITE_RESULTS_INSERT.format(table=table, rows=", ".join([_SQLITE_ROW] * len(chunk))),
+                           params)
+            # RETURNING's order is unspecified in SQLite, but the ids of one statement's rows are
+            # given in the order of its VALUES (AUTOINCREMENT): ascending is that order.
+            ids.extend(sorted(row[0] for row in cursor.fetchall()))
         return ids
 
 
@@ -234,10 +243,13 @@ def results_update(rows: Sequence[tuple]) -> None:
         )
 
 
-def _times(seconds: Sequence[float]) -> binary.ArrayParam:
+def _micros(seconds: Sequence[float]) -> np.ndarray:
     # Rounded to µs as the readings' timestamps are: a result's first timestamp is its first reading's.
-    micros = np.rint(np.array(seconds, dtype=np.float64) * 1_000_000).astype(np.int64)
-    return binary.fixed_array(binary.TimestamptzArray, micros)
+    return np.rint(np.array(seconds, dtype=np.float64) * 1_000_000).astype(np.int64)
+
+
+def _times(seconds: Sequence[float]) -> binary.ArrayParam:
+    return binary.fixed_array(binary.TimestamptzArray, _micros(seconds))
 
 
 def bound_cursor():

@@ -299,3 +299,21 @@ def test_a_large_batch_is_published_as_several_events_in_sequence_order(session)
     assert all(len(e["sensors"]) == len(e["lines"]) for e in events)
     assert [(e["first_seq"], e["last_seq"]) for e in events] == [(1, 2000), (2001, 4000), (4001, 4500)]
     assert [json.loads(line)["seq"] for e in events for line in e["lines"]] == list(range(1, 4501))
+
+
+def test_each_published_result_id_is_the_row_stored_for_it_in_a_batch_of_thousands(session):
+    # 1,500 separate threshold episodes in one batch (past SQLite's 1,000 results a statement):
+    # the id each published result names must be the stored row with its own timestamps and peak.
+    values = [0.0 if i % 2 else 81.0 + i / 1000 for i in range(3000)]
+    result = record(SessionRecorder(session.pk), items("fz", values, step=0.001))
+
+    published = [r for r in result.validation if r["rule"] == "force_threshold"]
+    assert len(published) == 1500
+    rows = {r.pk: r for r in ValidationResult.objects.filter(session=session, rule="force_threshold")}
+    assert sorted(rows) == sorted(r["id"] for r in published)
+    for shown in published:
+        row = rows[shown["id"]]
+        assert row.first_timestamp.timestamp() == pytest.approx(shown["first_timestamp"], abs=1e-6)
+        assert (row.peak, row.count, row.status, row.message, row.is_open) == (
+            shown["peak"], shown["count"], shown["status"], shown["message"], shown["open"]
+        )
