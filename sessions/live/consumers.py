@@ -229,6 +229,7 @@ class Outbox:
     Under daphne (`send_wire`, sessions/live/flow.py) frames for a client that keeps up, with
     nothing queued, are written at once as WebSocket bytes: no task switch per client and event,
     and an unfiltered client's bytes are the ones built once for every such client (`FrameGroup`).
+    What a client behind gets (its own joined frames) is framed for it and written in one go too.
     """
 
     def __init__(self, send, unsent_bytes=None, send_wire=None) -> None:
@@ -300,9 +301,10 @@ class Outbox:
                         await self._send(text_data=_dumps({"type": "lag", "data": {"dropped": lag}}))
                         metrics.LIVE_FRAMES_SENT.inc()
                     frames = self._next()
-                    for frame in frames:
-                        await self._send(text_data=frame)
-                    metrics.LIVE_FRAMES_SENT.inc(len(frames))  # once per group, not per frame
+                    if not (self._send_wire is not None and self._sent_now(frames, lambda: text_frames(frames))):
+                        for frame in frames:
+                            await self._send(text_data=frame)
+                        metrics.LIVE_FRAMES_SENT.inc(len(frames))  # once per group, not per frame
         except asyncio.CancelledError:
             pass
         except Exception:
