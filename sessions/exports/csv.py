@@ -233,19 +233,34 @@ def _object_fields(session_id: int) -> tuple[dict[int, set[str]], bool]:
     return fields, python_only
 
 
+# Python's text of a JSON number `{j}` (what json.loads and then repr() or str() write), from any
+# jsonb number, not only the reprs the application stores: an integer (scale 0) as jsonb writes
+# it; any other through float8, whose shortest digits (extra_float_digits = 1) are repr's, with
+# repr's `.0` on a whole number, and positional from 1e15 to 1e16 where float8 turns to an exponent
+# one power earlier than repr does.
+NUMBER_SQL = r"""CASE WHEN scale(({j})::numeric) = 0 THEN ({j})::text
+      WHEN abs(({j})::numeric) >= 1e15 AND abs(({j})::numeric) < 1e16
+        THEN CASE WHEN ({j})::numeric < 0 THEN '-' ELSE '' END
+             || rpad(left(replace(split_part(ltrim(({j})::float8::text, '-'), 'e', 1), '.', ''), 16), 16, '0') || '.'
+             || COALESCE(NULLIF(substr(replace(split_part(ltrim(({j})::float8::text, '-'), 'e', 1), '.', ''), 17), ''), '0')
+      ELSE regexp_replace(({j})::float8::text, '^(-?[0-9]+)$', '\1.0') END"""
 # Wide, on PostgreSQL: one row per instant, from one GROUP BY over the session's readings. A
 # column's cell is the max() of its sensor's one reading at that instant; where a sensor has
 # several at one instant (rare) a subquery takes the latest by id that sets the column, as the
-# Python writer's "the later one wins". A cell is Python's text of the value: a number its repr
-# (jsonb writes 0.00005 for 5e-05: below 1e-4 it goes through float8, whose shortest digits are
-# repr's), True/False, null, a text itself (an empty one as the NULL, which COPY leaves unquoted
-# as Python's writer does).
+# Python writer's "the later one wins". A cell is Python's text of the value: a number as above,
+# True/False, null, a text itself (an empty one as the NULL, which COPY leaves unquoted as
+# Python's writer does).
 _CELL_SQL = r"""CASE jsonb_typeof({j})
-      WHEN 'number' THEN CASE WHEN abs(({j})::numeric) < 0.0001 AND ({j})::numeric <> 0 THEN ({j})::float8::text
-                              ELSE ({j})::text END
+      WHEN 'number' THEN {number}
       WHEN 'string' THEN NULLIF({j} #>> '{{}}', '')
       WHEN 'boolean' THEN CASE WHEN ({j})::boolean THEN 'True' ELSE 'False' END
       WHEN 'null' THEN 'null' END"""
+
+
+def _cell_sql(j: str) -> str:
+    return _CELL_SQL.format(j=j, number=NUMBER_SQL.replace("{j}", j))
+
+
 # The cells and the times are written below the sort (in PostgreSQL's parallel workers, where
 # there are any), the GROUP BY only picks them up: written in its aggregates they cost 3 times more.
 _WIDE_SQL = """
@@ -275,13 +290,13 @@ def wide_copy(session: RecordingSession, names: list[str], columns: dict[int, st
     for k, name in enumerate(names):
         sensor_id, field = sources[name]
         value = "r.value" if field is None else f"(r.value -> {_literal(field)})"
-        values.append(f", CASE WHEN r.sensor_id = {sensor_id} THEN {_CELL_SQL.format(j=value)} END AS c{k}")
+        values.append(f", CASE WHEN r.sensor_id = {sensor_id} THEN {_cell_sql(value)} END AS c{k}")
         latest = "r2.value" if field is None else f"(r2.value -> {_literal(field)})"
         sets = "" if field is None else f" AND {latest} IS NOT NULL"
         # Several readings of the sensor at this instant: the latest (by id) that sets the column.
         cells.append(
             f", CASE WHEN count(*) FILTER (WHERE s.sensor_id = {sensor_id}) > 1 THEN (SELECT "
-            f"{_CELL_SQL.format(j=latest)} FROM {reading} r2 WHERE r2.session_id = %(session)s "
+            f"{_cell_sql(latest)} FROM {reading} r2 WHERE r2.session_id = %(session)s "
             f"AND r2.sensor_id = {sensor_id} AND r2.timestamp = s.at{sets} ORDER BY r2.id DESC LIMIT 1) ELSE max(s.c{k}) END"
         )
     sql = _WIDE_SQL.format(

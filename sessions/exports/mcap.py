@@ -16,9 +16,13 @@ one binary COPY whose rows carry each message's JSON already written by the data
 through the ORM. Memory: one MCAP chunk and a small index entry per chunk until the end.
 """
 
+import array
+import bisect
 import itertools
 import json
+import operator
 import struct
+import sys
 import zlib
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
@@ -26,6 +30,7 @@ from datetime import UTC, datetime
 import zstandard
 from asgiref.sync import sync_to_async
 from django.db import connection
+from django.utils import timezone
 from mcap.data_stream import RecordBuilder
 from mcap.opcode import Opcode
 from mcap.records import (
@@ -45,7 +50,7 @@ from mcap.writer import MCAP0_MAGIC
 
 from sensors.models import Sensor
 from sessions.exports.chunks import CHUNK_BYTES, CopyOut, rechunk
-from sessions.exports.csv import COPY_SETUP, readings_in_order
+from sessions.exports.csv import COPY_SETUP, NUMBER_SQL, readings_in_order
 from sessions.exports.record import _head, result_record, results_in_order, results_values
 from sessions.models import Reading, RecordingSession
 
@@ -181,30 +186,48 @@ class McapFile:
         if len(self.chunk) > self.chunk_size:
             self._finish_chunk()
 
-    def add_in_time_order(self, messages: Iterable[tuple[int, int, int, bytes]]) -> Iterator[None]:
-        """Messages (channel, sequence, time, data) in time order, the hot path: yields after each chunk.
+    def add_in_time_order(self, channels: list[int], sequences, times: list[int], datas: list[bytes]) -> None:
+        """Messages (log_time = publish_time) in time order, as columns: the hot path, C-level iteration.
 
-        The Writer's min/max of times and its per-message counters are taken per chunk instead
-        (the same numbers: times only grow, and a chunk's message index counts its messages).
+        Each chunk closes after the message that makes it longer than chunk_size, as the Writer's
+        does; its min/max of times and its counters are taken per chunk (the same numbers: times
+        only grow here, and a chunk's message index counts its messages).
         """
-        chunk = self.chunk  # the same bytearray and dict for every chunk (_finish_chunk clears them)
-        index = self.chunk_index
-        pack = _MESSAGE.pack
-        limit = self.chunk_size
-        for channel, sequence, time, data in messages:
-            if not self.chunk_messages:
-                self.chunk_start = time
-            self.chunk_messages += 1
-            self.chunk_end = time
-            entries = index.get(channel)
-            if entries is None:
-                entries = index[channel] = []
-            entries += (time, len(chunk))
-            chunk += pack(5, 22 + len(data), channel, sequence, time, time)
-            chunk += data
-            if len(chunk) > limit:
+        sizes = list(map(len, datas))
+        ends = list(itertools.accumulate(map(operator.add, sizes, itertools.repeat(31))))
+        done = 0
+        while done < len(datas):
+            base = ends[done - 1] if done else 0
+            last = bisect.bisect_right(ends, base + self.chunk_size - len(self.chunk), done)
+            stop = min(last + 1, len(datas))
+            self._append(channels[done:stop], sequences[done:stop], times[done:stop], datas[done:stop],
+                         sizes[done:stop])
+            if last < len(datas):
                 self._finish_chunk()
-                yield
+            done = stop
+
+    def _append(self, channels, sequences, times, datas, sizes) -> None:
+        count = len(datas)
+        chunk = self.chunk
+        offsets = list(itertools.accumulate(map(operator.add, sizes, itertools.repeat(31)), initial=len(chunk)))
+        headers = memoryview(struct.pack(
+            "<" + "BQHIQQ" * count,
+            *itertools.chain.from_iterable(zip(itertools.repeat(Opcode.MESSAGE, count),
+                                               map(operator.add, sizes, itertools.repeat(22)),
+                                               channels, sequences, times, times)),
+        ))
+        each = map(operator.getitem, itertools.repeat(headers, count),
+                   map(slice, range(0, 31 * count, 31), range(31, 31 * count + 1, 31)))
+        chunk += b"".join(itertools.chain.from_iterable(zip(each, datas)))
+        for channel in dict.fromkeys(channels):
+            entries = self.chunk_index.setdefault(channel, [])
+            entries += itertools.chain.from_iterable(
+                itertools.compress(zip(times, offsets), map(operator.eq, channels, itertools.repeat(channel)))
+            )
+        if not self.chunk_messages:
+            self.chunk_start = times[0]
+        self.chunk_end = times[-1]
+        self.chunk_messages += count
 
     def _finish_chunk(self) -> None:
         if not self.chunk_messages:
@@ -321,33 +344,47 @@ class _Session:
                               _dumps(record).encode(), publish_time=_ns(result["last_timestamp"]))
 
 
-# Each reading as a binary COPY row: sensor, seq mod 2**32, time in whole microseconds (exact:
-# seconds and microseconds apart, never one float) and its message's JSON written by the
-# database, as the Python encoder would write it, byte for byte: compact separators (as in the
-# long CSV), numbers as jsonb keeps them, which is their repr. What jsonb writes otherwise
-# (a number below 1e-4 without its exponent, text outside printable ASCII, which Python escapes
-# as \uXXXX, a list) comes as the jsonb text after a \x01, and Python writes it.
+# The readings as binary COPY rows, each a block of about BLOCK_READINGS in time order (one
+# string_agg of the sorted rows per slice of time): psycopg hands Python a row at a time, at
+# 0.5 µs or more each. A block is two fields: each reading's sensor, seq mod 2**32 and time in
+# whole microseconds (exact: seconds and microseconds apart, never one float) as big-endian int8,
+# and the messages' JSON parted by \x02, written by the database as the Python encoder writes
+# it, byte for byte: a number as csv.NUMBER_SQL writes it, an object with compact separators (as
+# in the long CSV) when its numbers are their reprs already. A text outside printable ASCII
+# (Python escapes it as \uXXXX), a list, and an object with a number that might not be its repr
+# (a fraction ending in 0 but for `.0`, 16 digits or more, below 1e-4: every other decimal of 15
+# digits or fewer is the shortest that reads back as its float) come as their jsonb text after a
+# \x01, and Python writes them.
+_MICROS = ("date_part('epoch', date_trunc('second', r.timestamp))::int8 * 1000000"
+           " + date_part('microseconds', r.timestamp)::int8 %% 1000000")
 _COPY_SQL = r"""
 COPY (
-  SELECT r.sensor_id, r.seq %% 4294967296,
-    date_part('epoch', date_trunc('second', r.timestamp))::int8 * 1000000
-      + date_part('microseconds', r.timestamp)::int8 %% 1000000,
-    CASE jsonb_typeof(r.value)
-      WHEN 'number' THEN CASE WHEN abs(r.value::numeric) < 0.0001 AND r.value::numeric <> 0 THEN E'\x01' || r.value::text
-                              ELSE '{{"value":' || r.value::text || '}}' END
-      WHEN 'object' THEN CASE WHEN r.value::text ~ '[^ -~]|0\.0000' THEN E'\x01' || r.value::text
-                              WHEN r.value::text !~ '\\|, [^"]|, "[],:}}]'
-                                THEN replace(replace(r.value::text, '": ', '":'), ', "', ',"')
-                              ELSE regexp_replace(r.value::text, '("(?:[^"\\]|\\.)*")|([:,]) ', '\1\2', 'g') END
-      WHEN 'array' THEN E'\x01' || r.value::text
-      ELSE CASE WHEN r.value::text ~ '[^ -~]' THEN E'\x01' || r.value::text
-                ELSE '{{"value":' || r.value::text || '}}' END
-    END
-  FROM {reading} r
-  WHERE r.session_id = %(session)s
-  ORDER BY r.timestamp, r.id
+  SELECT string_agg(b.head, ''::bytea), string_agg(b.data, E'\x02')
+  FROM (
+    SELECT ({micros}) / %(width)s AS block,
+      int8send(r.sensor_id) || int8send(r.seq %% 4294967296) || int8send({micros}) AS head,
+      CASE jsonb_typeof(r.value)
+        WHEN 'number' THEN '{{"value":' || {number} || '}}'
+        WHEN 'object' THEN CASE WHEN r.value::text ~ '[^ -~]|(?:[0-9]\.?){{16}}|0\.0000|\.[0-9]*[1-9]0+[^0-9]|\.00+[^0-9]'
+                                  THEN E'\x01' || r.value::text
+                                WHEN r.value::text !~ '\\|, [^"]|, "[],:}}]'
+                                  THEN replace(replace(r.value::text, '": ', '":'), ', "', ',"')
+                                ELSE regexp_replace(r.value::text, '("(?:[^"\\]|\\.)*")|([:,]) ', '\1\2', 'g') END
+        WHEN 'array' THEN E'\x01' || r.value::text
+        ELSE CASE WHEN r.value::text ~ '[^ -~]' THEN E'\x01' || r.value::text
+                  ELSE '{{"value":' || r.value::text || '}}' END
+      END AS data
+    FROM {reading} r
+    WHERE r.session_id = %(session)s
+    ORDER BY 1, r.timestamp, r.id
+    OFFSET 0
+  ) b
+  GROUP BY b.block
+  ORDER BY b.block
 ) TO STDOUT WITH (FORMAT binary)
 """
+# Readings per block (one COPY row) at the session's mean rate.
+BLOCK_READINGS = 1000
 # Each sensor's first reading, for its schema: one index probe per sensor.
 _FIRST_SQL = """
 SELECT s.id, r.value::text FROM {sensor} s
@@ -356,39 +393,48 @@ CROSS JOIN LATERAL (
 ) r
 WHERE s.rig_id = %(rig)s
 """
-# 4 fields (int16), each with its length (int32): sensor, seq, microseconds (int8 each), the message's text.
-_ROW = struct.Struct("!6xq4xq4xq4x")
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_LENGTH = struct.Struct("!i")
 
 
 def _encode_copy(mcap: _Session, rows: Iterable[bytes]) -> Iterator[bytes]:
-    """The MCAP bytes of the COPY's rows, the file's ~64 KB at a time."""
-    rows = iter(rows)
-    head = next(rows, None)
-    if head is None:
-        return
-    # The file header (signature, flags, no extension) comes before the first row.
-    head = head[19:] if head[:11] == _SIGNATURE else head
+    """The MCAP bytes of the COPY's rows (blocks of readings), the file's ~64 KB at a time."""
     file = mcap.file
-    for _ in file.add_in_time_order(_messages(mcap, itertools.chain([head], rows))):
+    for sensors, sequences, micros, datas in _blocks(rows):
+        times = list(map(operator.mul, micros, itertools.repeat(1000)))
+        new = set(sensors).difference(mcap.channels)
+        # A sensor's channel is registered just before its first message, as the Writer's was.
+        cuts = sorted(sensors.index(sensor_id) for sensor_id in new) + [len(sensors)]
+        done = 0
+        for cut in cuts:
+            if cut > done:
+                channels = list(map(mcap.channels.__getitem__, sensors[done:cut]))
+                file.add_in_time_order(channels, sequences[done:cut], times[done:cut], datas[done:cut])
+            if cut < len(sensors):
+                mcap.channel(sensors[cut], mcap.first[sensors[cut]])
+            done = cut
         if len(file.out) >= CHUNK_BYTES:
             yield file.take()
 
 
-def _messages(mcap: _Session, rows: Iterable[bytes]) -> Iterator[tuple[int, int, int, bytes]]:
-    unpack = _ROW.unpack_from
-    channels = mcap.channels
+def _blocks(rows: Iterable[bytes]) -> Iterator[tuple[list[int], array.array, array.array, list[bytes]]]:
+    """Each COPY row (two fields: the block's big-endian int8 triples and its messages) as columns."""
     for row in rows:
-        if len(row) < _ROW.size:  # the trailer: -1 fields
+        row = bytes(row)
+        if row[:11] == _SIGNATURE:
+            row = row[19:]  # the file header (signature, flags, no extension) comes before the first row
+        if len(row) <= 2:  # the trailer: -1 fields
             continue
-        sensor_id, seq, micros = unpack(row)
-        data = row[_ROW.size:]
-        if data[0] == 1:
-            data = message_data(json.loads(bytes(data[1:])))
-        channel = channels.get(sensor_id)
-        if channel is None:
-            channel = mcap.channel(sensor_id, mcap.first[sensor_id])
-        yield channel, seq, micros * 1000, data
+        (size,) = _LENGTH.unpack_from(row, 2)
+        heads = array.array("q", row[6:6 + size])
+        if sys.byteorder == "little":
+            heads.byteswap()
+        (length,) = _LENGTH.unpack_from(row, 6 + size)
+        text = row[10 + size:10 + size + length]
+        datas = text.split(b"\x02")  # JSON text holds no control character: \x02 parts it, \x01 marks the odd
+        if b"\x01" in text:
+            datas = [message_data(json.loads(d[1:])) if d[:1] == b"\x01" else d for d in datas]
+        yield heads[0::3].tolist(), heads[1::3], heads[2::3], datas
 
 
 def _tail(mcap: _Session) -> Iterator[bytes]:
@@ -420,8 +466,12 @@ async def _pieces(session: RecordingSession) -> AsyncIterator[bytes]:
     mcap = await _start(session)
     if connection.vendor == "postgresql":
         yield mcap.file.take()
-        sql = _COPY_SQL.format(reading=Reading._meta.db_table)
-        stream = CopyOut(sql, {"session": session.pk}, setup=COPY_SETUP,
+        sql = _COPY_SQL.format(reading=Reading._meta.db_table, micros=_MICROS,
+                               number=NUMBER_SQL.replace("{j}", "r.value").replace("%", "%%"))
+        end = session.stopped_at or timezone.now()
+        span = max(int((end - session.started_at).total_seconds() * 1e6), 1)
+        width = max(span * BLOCK_READINGS // max(session.reading_count, 1), 1)
+        stream = CopyOut(sql, {"session": session.pk, "width": width}, setup=COPY_SETUP,
                          encode=lambda rows: _encode_copy(mcap, rows), tail=lambda: _tail(mcap))
         async for chunk in stream:
             yield chunk

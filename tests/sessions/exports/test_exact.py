@@ -64,7 +64,7 @@ def _values(odd: bool) -> list[tuple[str, float, object]]:
     return values
 
 
-def _session(values: list[tuple[str, float, object]]) -> RecordingSession:
+def _session(values: list[tuple[str, float, object]], *, texts: bool = False) -> RecordingSession:
     rig = rig_create(name="exact", sensors=[{"name": n, "sensor_type": t} for n, t in SENSORS])
     ids = dict(rig.sensors.values_list("name", "id"))
     session = RecordingSession.objects.create(
@@ -72,7 +72,7 @@ def _session(values: list[tuple[str, float, object]]) -> RecordingSession:
         started_at=datetime.fromtimestamp(T0 + 0.25, tz=UTC), stopped_at=datetime.fromtimestamp(T0 + 4000, tz=UTC),
         reading_count=len(values), rules={"fz": {"max": 80}}, rates={"fz": 10},
     )
-    rows = [(session.pk, ids[s], i + 1, round((T0 + dt) * 1_000_000), storage.value_json(v))
+    rows = [(session.pk, ids[s], i + 1, round((T0 + dt) * 1_000_000), v if texts else storage.value_json(v))
             for i, (s, dt, v) in enumerate(values)]
     with transaction.atomic():
         storage.readings_write(rows)
@@ -203,10 +203,12 @@ def expected_mcap(session: RecordingSession) -> bytes:
     from sessions.exports.record import RESULT_FIELDS
 
     results = ValidationResult.objects.filter(session=session).order_by("first_timestamp", "id").values(*RESULT_FIELDS)
-    schema = writer.register_schema(name="robotest.ValidationResult", encoding="jsonschema",
-                                    data=dumps(ALERT_SCHEMA).encode())
-    alerts = writer.register_channel(topic="/alerts", message_encoding="json", schema_id=schema)
+    alerts = None
     for result in results:
+        if alerts is None:  # `/alerts` only when there are results
+            schema = writer.register_schema(name="robotest.ValidationResult", encoding="jsonschema",
+                                            data=dumps(ALERT_SCHEMA).encode())
+            alerts = writer.register_channel(topic="/alerts", message_encoding="json", schema_id=schema)
         record = result_record(result)
         writer.add_message(alerts, log_time=_ns(result["first_timestamp"]), data=dumps(record).encode(),
                            publish_time=_ns(result["last_timestamp"]), sequence=record["id"])
@@ -271,3 +273,18 @@ def test_wide_csv_of_a_session_without_readings_is_its_header():
 
     assert collect(csv_stream(session, layout="wide")) == _csv([["timestamp", "datetime", "session_time",
                                                                 *sorted(name for name, _ in SENSORS)]])
+
+
+def test_wide_csv_and_mcap_write_numbers_as_python_does_whoever_stored_them():
+    # JSON texts as another writer may store them (benchmarks/read_dataset.py writes "%.3f"): not reprs.
+    texts = ["50.000", "0.10", "-2.50", "0.10000000000000001", "1e-7", "1000000000000000.5", "1234567890123456.0",
+             "-9999999999999998.0", "12345678901234567.5", "100", "-0.000", "123456789012345.60", "1E2"]
+    values = [("fz", i * 0.1, text) for i, text in enumerate(texts)]
+    values += [("ft6", 5 + i * 0.1, text) for i, text in enumerate([
+        '{"a": 50.000, "b": 0.10000000000000001, "c": 1.5}', '{"fx": 12.0, "fy": -0.50}', '{"fx": 1234567.123456789}',
+        '{"fx": 1.25, "fy": 3}',
+    ])]
+    session = _session(values, texts=True)
+
+    assert collect(csv_stream(session, layout="wide")) == expected_wide(session)
+    assert collect(mcap_stream(session)) == expected_mcap(session)
