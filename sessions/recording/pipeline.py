@@ -129,7 +129,8 @@ def readings_record(
             first_seq = last_seq - count + 1
             if recorder.next_seq != first_seq or recorder.validator is None:
                 recorder.reload()
-            result = _store(recorder, items, first_seq)
+            with _collector_paused():
+                result = _store(recorder, items, first_seq)
             recorder.next_seq = last_seq + 1
             # Counted when the outermost transaction commits: a keyed ingest batch runs this block as a
             # savepoint of its own transaction, which may still roll back (sessions.services).
@@ -141,7 +142,7 @@ def readings_record(
         raise
 
 
-_BY_TIME = itemgetter(1)
+_NAME, _BY_TIME, _VALUE = itemgetter(0), itemgetter(1), itemgetter(2)
 
 
 def _lock_session(session_id: int, owner: str | None) -> float | None:
@@ -177,7 +178,9 @@ def _store(recorder: SessionRecorder, items: Sequence[Item], first_seq: int) -> 
         validation = results_save(recorder=recorder, episodes=recorder.validator.take_changes())
         return RecordResult(session_id, first_seq, first_seq - 1, [], [], validation)
     count = len(items)
-    names, stamps, values = zip(*items)
+    names = list(map(_NAME, items))
+    stamps = list(map(_BY_TIME, items))
+    values = list(map(_VALUE, items))
     ids = {name: pk for name, (pk, _) in recorder.sensors.items()}
     sensor_ids = np.fromiter(map(ids.__getitem__, names), dtype=np.int64, count=count)
     # As round(ts * 1_000_000): the same float product, rounded half to even.
@@ -185,13 +188,13 @@ def _store(recorder: SessionRecorder, items: Sequence[Item], first_seq: int) -> 
     texts = _value_texts(values)
     with storage.readings_streamed(
         session_id=session_id, sensor_ids=sensor_ids, first_seq=first_seq, micros=micros, texts=texts
-    ), _collector_paused():
+    ):
         recorder.validator.feed_batch(names, stamps, values)
         cells = rollups.rollup_columns(sensor_ids, micros, values)
         lines = _lines(recorder, names, micros, texts, first_seq)
     rollups.rollups_write(session_id, cells)
     validation = results_save(recorder=recorder, episodes=recorder.validator.take_changes())
-    return RecordResult(session_id, first_seq, first_seq + count - 1, lines, list(names), validation)
+    return RecordResult(session_id, first_seq, first_seq + count - 1, lines, names, validation)
 
 
 @contextmanager
