@@ -6,7 +6,9 @@ creates a staff user with a token and one external rig per client (force sensors
 session per rig with `POST /api/v1/sessions/start`, then POSTs pre-serialized JSON batches to
 `/api/v1/sessions/{id}/readings/` with `requests` (one keep-alive session per client), first from
 one client, then from several at once. Reports readings/s (overall, and the median of each batch's
-own rate) and checks each session's reading_count against what was sent.
+own rate) and checks each session's reading_count against what was sent; then, in the same
+repetition, writes the same rows by the database's own bulk insert (binary COPY, a transaction a
+batch, as pipeline_throughput.py's raw side) and reports ingest / raw.
 
     .venv/bin/python benchmarks/ingest_http.py --clients 1,2 --batches 30 --repeat 3
     .venv/bin/python benchmarks/ingest_http.py --clients 1 --repeat 1 --profile /tmp/ingest.txt
@@ -72,6 +74,7 @@ def main() -> None:
                     f"overall={_bench.fmt_rate(row['overall_rate'])}/s "
                     f"batch median={_bench.fmt_rate(row['batch_rate_median'])}/s "
                     f"latency median={row['latency_median'] * 1000:.0f} ms p95={row['latency_p95'] * 1000:.0f} ms "
+                    f"raw={_bench.fmt_rate(row['raw_rate'])}/s ratio={row['overall_rate'] / row['raw_rate']:.0%} "
                     f"counts_ok={row['counts_ok']}",
                     flush=True,
                 )
@@ -80,6 +83,8 @@ def main() -> None:
             print(
                 f"MEDIAN clients={clients}: overall {_bench.fmt_rate(_bench.median([r['overall_rate'] for r in mine]))}/s, "
                 f"batch median {_bench.fmt_rate(_bench.median([r['batch_rate_median'] for r in mine]))}/s, "
+                f"raw {_bench.fmt_rate(_bench.median([r['raw_rate'] for r in mine]))}/s, "
+                f"ratio {_bench.median([r['overall_rate'] / r['raw_rate'] for r in mine]):.0%}, "
                 f"all counts ok: {all(r['counts_ok'] for r in mine)}",
                 flush=True,
             )
@@ -175,7 +180,10 @@ def _run(base: str, token: str, args, rep: int, clients: int, server_pid: int, p
     latencies = [lat for plan in plans for lat in plan["latencies"]]
     sent = sum(plan["sent"] for plan in plans)
     lat_sorted = sorted(latencies)
+    raw_s = _raw(plans)
     return {
+        "raw_s": raw_s,
+        "raw_rate": sent / raw_s,
         "rep": rep,
         "clients": clients,
         "sent": sent,
@@ -187,6 +195,24 @@ def _run(base: str, token: str, args, rep: int, clients: int, server_pid: int, p
         "reading_counts": [plan["reading_count"] for plan in plans],
         "counts_ok": counts_ok,
     }
+
+
+def _raw(plans: list[dict]) -> float:
+    """The same rows by the database's own bulk insert (binary COPY, or executemany on SQLite), a
+    transaction a batch, into the emptied table, as pipeline_throughput.py's raw side: seconds."""
+    from pipeline_throughput import _run_raw
+
+    from sensors.models import Sensor
+    from sessions.models import RecordingSession
+
+    seconds = 0.0
+    for plan in plans:
+        rig_id = RecordingSession.objects.values_list("rig_id", flat=True).get(pk=plan["session_id"])
+        sensor_ids = dict(Sensor.objects.filter(rig_id=rig_id).values_list("name", "id"))
+        batches = [[(r["sensor"], r["timestamp"], r["value"]) for r in json.loads(body)] for body in plan["bodies"]]
+        _bench.clear_readings()
+        seconds += _run_raw(plan["session_id"], batches, sensor_ids)
+    return seconds
 
 
 def _stored(session_id: int) -> int:
