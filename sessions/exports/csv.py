@@ -11,6 +11,7 @@ in a cell, a carriage return in a text) is written by the Python writer instead.
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import AsyncIterator
 from contextlib import nullcontext
@@ -20,7 +21,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 
 from sensors.models import Sensor
-from sessions.exports.chunks import CopyOut, rechunk
+from sessions.exports.chunks import MICROS_SQL, CopyOut, binary_fields, block_width, rechunk
 from sessions.models import Reading, RecordingSession
 
 COLUMNS = ["timestamp", "sensor_type", "value", "datetime", "session_time", "session_id", "sensor"]
@@ -46,27 +47,40 @@ _compact = json.JSONEncoder(separators=(",", ":")).encode
 # to_char with or without .US (one is evaluated) costs less than a replace() of its text.
 _TIMESTAMP_SQL = (
     "CASE WHEN date_trunc('second', {t}) = {t} THEN date_part('epoch', {t})::text || '.0' "
-    'ELSE date_part(\'epoch\', {t})::text END AS "timestamp"'
+    "ELSE date_part('epoch', {t})::text END"
 )
 _DATETIME_SQL = """CASE WHEN date_trunc('second', {t}) = {t} THEN to_char({t}, 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')
-         ELSE to_char({t}, 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') END AS datetime"""
-_SESSION_TIME_SQL = "(extract(epoch FROM {t}) - %(started)s::numeric)::text AS session_time"
+         ELSE to_char({t}, 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') END"""
+_SESSION_TIME_SQL = "(extract(epoch FROM {t}) - %(started)s::numeric)::text"
+# Each line written whole, with the quoting COPY's CSV gave it (a field with a comma or a quote in
+# quotes, its quotes doubled): a number never needs it, an object or a text always (but `{{}}`).
+# The lines of a slice of time are one binary COPY row (chunks.BLOCK_READINGS).
 _COPY_SQL = r"""
 COPY (
-  SELECT
-    {timestamp},
-    CASE r.sensor_id {sensor_types} END AS sensor_type,
-    CASE WHEN jsonb_typeof(r.value) <> 'object' THEN r.value::text
-         WHEN r.value::text !~ '\\|, [^"]|, "[],:}}]' THEN replace(replace(r.value::text, '": ', '":'), ', "', ',"')
-         ELSE regexp_replace(r.value::text, '("(?:[^"\\]|\\.)*")|([:,]) ', '\1\2', 'g') END AS value,
-    {datetime},
-    {session_time},
-    r.session_id,
-    CASE r.sensor_id {sensor_names} END AS sensor
-  FROM {reading} r
-  WHERE r.session_id = %(session)s
-  ORDER BY r.timestamp, r.id
-) TO STDOUT WITH (FORMAT csv, HEADER)
+  SELECT string_agg(b.line, '')
+  FROM (
+    SELECT {micros} / %(width)s AS block,
+      {timestamp} || CASE r.sensor_id {sensor_types} END || CASE jsonb_typeof(r.value)
+        WHEN 'number' THEN r.value::text
+        WHEN 'object' THEN CASE
+          WHEN r.value = '{{}}' THEN '{{}}'
+          WHEN r.value::text !~ '\\|, [^"]|, "[],:}}]'
+            THEN '"' || replace(replace(replace(r.value::text, '": ', '":'), ', "', ',"'), '"', '""') || '"'
+          ELSE '"' || replace(regexp_replace(r.value::text, '("(?:[^"\\]|\\.)*")|([:,]) ', '\1\2', 'g'), '"', '""') || '"' END
+        WHEN 'string' THEN '"' || replace(r.value::text, '"', '""') || '"'
+        WHEN 'array' THEN CASE WHEN r.value::text ~ '[,"]' THEN '"' || replace(r.value::text, '"', '""') || '"'
+                               ELSE r.value::text END
+        ELSE r.value::text END
+      || ',' || {datetime} || ',' || {session_time} || ',' || r.session_id
+      || CASE r.sensor_id {sensor_names} END || E'\n' AS line
+    FROM {reading} r
+    WHERE r.session_id = %(session)s
+    ORDER BY 1, r.timestamp, r.id
+    OFFSET 0
+  ) b
+  GROUP BY b.block
+  ORDER BY b.block
+) TO STDOUT WITH (FORMAT binary)
 """
 # The export's own transaction (chunks.CopyOut): floats in their shortest exact digits, times in
 # UTC; the session's rows through its index, never a scan of the whole table (the planner's
@@ -95,19 +109,23 @@ def csv_copy(session: RecordingSession) -> CopyOut:
     sensors = list(Sensor.objects.filter(rig_id=session.rig_id).values_list("id", "name", "sensor_type"))
     sql = _COPY_SQL.format(
         reading=Reading._meta.db_table,
-        sensor_names=_case(sensors, 1),
-        sensor_types=_case(sensors, 2),
+        micros=MICROS_SQL,
+        sensor_names=_case(sensors, 1, prefix=","),
+        sensor_types=_case(sensors, 2, prefix=",", suffix=","),
         **_time_columns("r.timestamp"),
     )
-    return CopyOut(sql, _params(session), setup=COPY_SETUP)
+    header = (",".join(COLUMNS) + "\n").encode()
+    return CopyOut(sql, {**_params(session), "width": block_width(session)}, setup=COPY_SETUP,
+                   encode=lambda rows: itertools.chain([header], (fields[0] for fields in binary_fields(rows))))
 
 
-def _time_columns(column: str) -> dict[str, str]:
-    return {
+def _time_columns(column: str, *, named: bool = False) -> dict[str, str]:
+    columns = {
         "timestamp": _TIMESTAMP_SQL.format(t=column),
         "datetime": _DATETIME_SQL.format(t=column),
         "session_time": _SESSION_TIME_SQL.format(t=column),
     }
+    return {name: f'{sql} AS "{name}"' if named else sql for name, sql in columns.items()}
 
 
 def _params(session: RecordingSession) -> dict:
@@ -115,11 +133,20 @@ def _params(session: RecordingSession) -> dict:
     return {"session": session.pk, "started": f"{int(started.timestamp())}.{started.microsecond:06d}"}
 
 
-def _case(sensors: list[tuple], column: int) -> str:
-    """`WHEN <id> THEN '<text>' …`: ids are integers, texts slugs or short names, quoted as literals."""
+def _case(sensors: list[tuple], column: int, *, prefix: str = "", suffix: str = "") -> str:
+    """`WHEN <id> THEN '<text>' …`: ids are integers, texts slugs or short names as COPY's CSV quotes
+    them, as literals."""
     if not sensors:
         return "WHEN NULL THEN NULL"
-    return " ".join(f"WHEN {int(row[0])} THEN {_literal(row[column])}" for row in sensors)
+    return " ".join(f"WHEN {int(row[0])} THEN {_literal(prefix + _csv_field(row[column]) + suffix)}" for row in sensors)
+
+
+def _csv_field(text: str) -> str:
+    """A text field as PostgreSQL's COPY (FORMAT csv) writes it: quoted if it holds a comma, a quote,
+    a line break, or is empty (the NULL's text)."""
+    if text == "" or any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _literal(text: str) -> str:
@@ -300,7 +327,7 @@ def wide_copy(session: RecordingSession, names: list[str], columns: dict[int, st
             f"AND r2.sensor_id = {sensor_id} AND r2.timestamp = s.at{sets} ORDER BY r2.id DESC LIMIT 1) ELSE max(s.c{k}) END"
         )
     sql = _WIDE_SQL.format(
-        reading=reading, cells="".join(cells), values="".join(values), **_time_columns("r.timestamp")
+        reading=reading, cells="".join(cells), values="".join(values), **_time_columns("r.timestamp", named=True)
     )
     return CopyOut(sql, _params(session), setup=COPY_SETUP)
 

@@ -17,7 +17,6 @@ through the ORM. Memory: one MCAP chunk and a small index entry per chunk until 
 """
 
 import array
-import bisect
 import itertools
 import json
 import operator
@@ -30,7 +29,6 @@ from datetime import UTC, datetime
 import zstandard
 from asgiref.sync import sync_to_async
 from django.db import connection
-from django.utils import timezone
 from mcap.data_stream import RecordBuilder
 from mcap.opcode import Opcode
 from mcap.records import (
@@ -49,7 +47,7 @@ from mcap.records import (
 from mcap.writer import MCAP0_MAGIC
 
 from sensors.models import Sensor
-from sessions.exports.chunks import CHUNK_BYTES, CopyOut, rechunk
+from sessions.exports.chunks import CHUNK_BYTES, MICROS_SQL, CopyOut, binary_fields, block_width, rechunk
 from sessions.exports.csv import COPY_SETUP, NUMBER_SQL, readings_in_order
 from sessions.exports.record import _head, result_record, results_in_order, results_values
 from sessions.models import Reading, RecordingSession
@@ -186,48 +184,33 @@ class McapFile:
         if len(self.chunk) > self.chunk_size:
             self._finish_chunk()
 
-    def add_in_time_order(self, channels: list[int], sequences, times: list[int], datas: list[bytes]) -> None:
-        """Messages (log_time = publish_time) in time order, as columns: the hot path, C-level iteration.
+    def add_in_time_order(self, channels, sequences, times, datas) -> None:
+        """Messages (log_time = publish_time) in time order, as columns: the hot path.
 
         Each chunk closes after the message that makes it longer than chunk_size, as the Writer's
         does; its min/max of times and its counters are taken per chunk (the same numbers: times
-        only grow here, and a chunk's message index counts its messages).
+        only grow here, and a chunk's message index counts its messages). One plain loop: building
+        the bytes as whole columns (struct over a block, joins) measured slower.
         """
-        sizes = list(map(len, datas))
-        ends = list(itertools.accumulate(map(operator.add, sizes, itertools.repeat(31))))
-        done = 0
-        while done < len(datas):
-            base = ends[done - 1] if done else 0
-            last = bisect.bisect_right(ends, base + self.chunk_size - len(self.chunk), done)
-            stop = min(last + 1, len(datas))
-            self._append(channels[done:stop], sequences[done:stop], times[done:stop], datas[done:stop],
-                         sizes[done:stop])
-            if last < len(datas):
+        chunk = self.chunk  # the same bytearray and dict for every chunk (_finish_chunk clears them)
+        index = self.chunk_index
+        pack = _MESSAGE.pack
+        limit = self.chunk_size
+        for channel, sequence, time, data in zip(channels, sequences, times, datas):
+            if not self.chunk_messages:
+                self.chunk_start = time
+            entries = index.get(channel)
+            if entries is None:
+                entries = index[channel] = []
+            entries += (time, len(chunk))
+            chunk += pack(5, 22 + len(data), channel, sequence, time, time)
+            chunk += data
+            self.chunk_messages += 1
+            if len(chunk) > limit:
+                self.chunk_end = time
                 self._finish_chunk()
-            done = stop
-
-    def _append(self, channels, sequences, times, datas, sizes) -> None:
-        count = len(datas)
-        chunk = self.chunk
-        offsets = list(itertools.accumulate(map(operator.add, sizes, itertools.repeat(31)), initial=len(chunk)))
-        headers = memoryview(struct.pack(
-            "<" + "BQHIQQ" * count,
-            *itertools.chain.from_iterable(zip(itertools.repeat(Opcode.MESSAGE, count),
-                                               map(operator.add, sizes, itertools.repeat(22)),
-                                               channels, sequences, times, times)),
-        ))
-        each = map(operator.getitem, itertools.repeat(headers, count),
-                   map(slice, range(0, 31 * count, 31), range(31, 31 * count + 1, 31)))
-        chunk += b"".join(itertools.chain.from_iterable(zip(each, datas)))
-        for channel in dict.fromkeys(channels):
-            entries = self.chunk_index.setdefault(channel, [])
-            entries += itertools.chain.from_iterable(
-                itertools.compress(zip(times, offsets), map(operator.eq, channels, itertools.repeat(channel)))
-            )
-        if not self.chunk_messages:
-            self.chunk_start = times[0]
-        self.chunk_end = times[-1]
-        self.chunk_messages += count
+        if self.chunk_messages and times:
+            self.chunk_end = times[-1]
 
     def _finish_chunk(self) -> None:
         if not self.chunk_messages:
@@ -344,7 +327,7 @@ class _Session:
                               _dumps(record).encode(), publish_time=_ns(result["last_timestamp"]))
 
 
-# The readings as binary COPY rows, each a block of about BLOCK_READINGS in time order (one
+# The readings as binary COPY rows, each a block of readings in time order (chunks.BLOCK_READINGS; one
 # string_agg of the sorted rows per slice of time): psycopg hands Python a row at a time, at
 # 0.5 µs or more each. A block is two fields: each reading's sensor, seq mod 2**32 and time in
 # whole microseconds (exact: seconds and microseconds apart, never one float) as big-endian int8,
@@ -352,20 +335,18 @@ class _Session:
 # it, byte for byte: a number as csv.NUMBER_SQL writes it, an object with compact separators (as
 # in the long CSV) when its numbers are their reprs already. A text outside printable ASCII
 # (Python escapes it as \uXXXX), a list, and an object with a number that might not be its repr
-# (a fraction ending in 0 but for `.0`, 16 digits or more, below 1e-4: every other decimal of 15
-# digits or fewer is the shortest that reads back as its float) come as their jsonb text after a
-# \x01, and Python writes them.
-_MICROS = ("date_part('epoch', date_trunc('second', r.timestamp))::int8 * 1000000"
-           " + date_part('microseconds', r.timestamp)::int8 %% 1000000")
+# (digits ending in 0 but for `.0`, 16 digits or more, below 1e-4: every other decimal of 15
+# digits or fewer is the shortest that reads back as its float; an integer ending in 0 is
+# caught too, harmlessly) come as their jsonb text after a \x01, and Python writes them.
 _COPY_SQL = r"""
 COPY (
   SELECT string_agg(b.head, ''::bytea), string_agg(b.data, E'\x02')
   FROM (
-    SELECT ({micros}) / %(width)s AS block,
+    SELECT {micros} / %(width)s AS block,
       int8send(r.sensor_id) || int8send(r.seq %% 4294967296) || int8send({micros}) AS head,
       CASE jsonb_typeof(r.value)
         WHEN 'number' THEN '{{"value":' || {number} || '}}'
-        WHEN 'object' THEN CASE WHEN r.value::text ~ '[^ -~]|(?:[0-9]\.?){{16}}|0\.0000|\.[0-9]*[1-9]0+[^0-9]|\.00+[^0-9]'
+        WHEN 'object' THEN CASE WHEN r.value::text ~ '[^ -~]|[0-9]0[],}} ]|0\.0000|[0-9.]{{17}}'
                                   THEN E'\x01' || r.value::text
                                 WHEN r.value::text !~ '\\|, [^"]|, "[],:}}]'
                                   THEN replace(replace(r.value::text, '": ', '":'), ', "', ',"')
@@ -383,8 +364,6 @@ COPY (
   ORDER BY b.block
 ) TO STDOUT WITH (FORMAT binary)
 """
-# Readings per block (one COPY row) at the session's mean rate.
-BLOCK_READINGS = 1000
 # Each sensor's first reading, for its schema: one index probe per sensor.
 _FIRST_SQL = """
 SELECT s.id, r.value::text FROM {sensor} s
@@ -393,8 +372,6 @@ CROSS JOIN LATERAL (
 ) r
 WHERE s.rig_id = %(rig)s
 """
-_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_LENGTH = struct.Struct("!i")
 
 
 def _encode_copy(mcap: _Session, rows: Iterable[bytes]) -> Iterator[bytes]:
@@ -419,18 +396,10 @@ def _encode_copy(mcap: _Session, rows: Iterable[bytes]) -> Iterator[bytes]:
 
 def _blocks(rows: Iterable[bytes]) -> Iterator[tuple[list[int], array.array, array.array, list[bytes]]]:
     """Each COPY row (two fields: the block's big-endian int8 triples and its messages) as columns."""
-    for row in rows:
-        row = bytes(row)
-        if row[:11] == _SIGNATURE:
-            row = row[19:]  # the file header (signature, flags, no extension) comes before the first row
-        if len(row) <= 2:  # the trailer: -1 fields
-            continue
-        (size,) = _LENGTH.unpack_from(row, 2)
-        heads = array.array("q", row[6:6 + size])
+    for head, text in binary_fields(rows):
+        heads = array.array("q", head)
         if sys.byteorder == "little":
             heads.byteswap()
-        (length,) = _LENGTH.unpack_from(row, 6 + size)
-        text = row[10 + size:10 + size + length]
         datas = text.split(b"\x02")  # JSON text holds no control character: \x02 parts it, \x01 marks the odd
         if b"\x01" in text:
             datas = [message_data(json.loads(d[1:])) if d[:1] == b"\x01" else d for d in datas]
@@ -466,12 +435,9 @@ async def _pieces(session: RecordingSession) -> AsyncIterator[bytes]:
     mcap = await _start(session)
     if connection.vendor == "postgresql":
         yield mcap.file.take()
-        sql = _COPY_SQL.format(reading=Reading._meta.db_table, micros=_MICROS,
+        sql = _COPY_SQL.format(reading=Reading._meta.db_table, micros=MICROS_SQL,
                                number=NUMBER_SQL.replace("{j}", "r.value").replace("%", "%%"))
-        end = session.stopped_at or timezone.now()
-        span = max(int((end - session.started_at).total_seconds() * 1e6), 1)
-        width = max(span * BLOCK_READINGS // max(session.reading_count, 1), 1)
-        stream = CopyOut(sql, {"session": session.pk, "width": width}, setup=COPY_SETUP,
+        stream = CopyOut(sql, {"session": session.pk, "width": block_width(session)}, setup=COPY_SETUP,
                          encode=lambda rows: _encode_copy(mcap, rows), tail=lambda: _tail(mcap))
         async for chunk in stream:
             yield chunk
