@@ -48,6 +48,21 @@ _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _LENGTH = struct.Struct("!i")
 
 
+def blocks_copy(*, reading: str, aggregates: str, columns: str) -> str:
+    """`COPY … TO STDOUT (FORMAT binary)` of one row per block: `aggregates` over the rows of a slice
+    of time, in (timestamp, id) order, each row's `columns` (SQL over `r`, the session's readings;
+    the parameters `session` and `width`, block_width's)."""
+    return (
+        f"COPY (SELECT {aggregates} FROM ("
+        f" SELECT {MICROS_SQL} / %(width)s AS block, {columns}"
+        f" FROM {reading} r WHERE r.session_id = %(session)s"
+        # The sort carries each row's text, written below it (in PostgreSQL's parallel workers);
+        # string_agg takes the rows of a block in this order.
+        " ORDER BY 1, r.timestamp, r.id OFFSET 0"
+        ") b GROUP BY b.block ORDER BY b.block) TO STDOUT WITH (FORMAT binary)"
+    )
+
+
 def block_width(session) -> int:
     """Microseconds of a block's slice of time for `session` (see BLOCK_READINGS)."""
     end = session.stopped_at or timezone.now()

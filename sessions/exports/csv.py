@@ -21,7 +21,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 
 from sensors.models import Sensor
-from sessions.exports.chunks import MICROS_SQL, CopyOut, binary_fields, block_width, rechunk
+from sessions.exports.chunks import CopyOut, binary_fields, block_width, blocks_copy, rechunk
 from sessions.models import Reading, RecordingSession
 
 COLUMNS = ["timestamp", "sensor_type", "value", "datetime", "session_time", "session_id", "sensor"]
@@ -55,33 +55,20 @@ _SESSION_TIME_SQL = "(extract(epoch FROM {t}) - %(started)s::numeric)::text"
 # Each line written whole, with the quoting COPY's CSV gave it (a field with a comma or a quote in
 # quotes, its quotes doubled): a number never needs it, an object or a text always (but `{{}}`).
 # The lines of a slice of time are one binary COPY row (chunks.BLOCK_READINGS).
-_COPY_SQL = r"""
-COPY (
-  SELECT string_agg(b.line, '')
-  FROM (
-    SELECT {micros} / %(width)s AS block,
-      {timestamp} || CASE r.sensor_id {sensor_types} END || CASE jsonb_typeof(r.value)
+_LINE_SQL = r"""{timestamp} || CASE r.sensor_id {sensor_types} END || CASE jsonb_typeof(r.value)
         WHEN 'number' THEN r.value::text
         WHEN 'object' THEN CASE
           WHEN r.value = '{{}}' THEN '{{}}'
-          WHEN r.value::text !~ '\\|, [^"]|, "[],:}}]'
-            THEN '"' || replace(replace(replace(r.value::text, '": ', '":'), ', "', ',"'), '"', '""') || '"'
-          ELSE '"' || replace(regexp_replace(r.value::text, '("(?:[^"\\]|\\.)*")|([:,]) ', '\1\2', 'g'), '"', '""') || '"' END
+          ELSE '"' || replace({compact}, '"', '""') || '"' END
         WHEN 'string' THEN '"' || replace(r.value::text, '"', '""') || '"'
         WHEN 'array' THEN CASE WHEN r.value::text ~ '[,"]' THEN '"' || replace(r.value::text, '"', '""') || '"'
                                ELSE r.value::text END
         ELSE r.value::text END
       || ',' || {datetime} || ',' || {session_time} || ',' || r.session_id
-      || CASE r.sensor_id {sensor_names} END || E'\n' AS line
-    FROM {reading} r
-    WHERE r.session_id = %(session)s
-    ORDER BY 1, r.timestamp, r.id
-    OFFSET 0
-  ) b
-  GROUP BY b.block
-  ORDER BY b.block
-) TO STDOUT WITH (FORMAT binary)
-"""
+      || CASE r.sensor_id {sensor_names} END || E'\n'"""
+# An object's jsonb text with Python's compact separators (see `value` above).
+COMPACT_SQL = r"""CASE WHEN r.value::text !~ '\\|, [^"]|, "[],:}]' THEN replace(replace(r.value::text, '": ', '":'), ', "', ',"')
+          ELSE regexp_replace(r.value::text, '("(?:[^"\\]|\\.)*")|([:,]) ', '\1\2', 'g') END"""
 # The export's own transaction (chunks.CopyOut): floats in their shortest exact digits, times in
 # UTC; the session's rows through its index, never a scan of the whole table (the planner's
 # choice for a big session, 1.7 s of 2.8 at 1,000,000 readings of 10 million); the sort in
@@ -107,13 +94,13 @@ def csv_stream(session: RecordingSession, *, layout: str = "long"):
 def csv_copy(session: RecordingSession) -> CopyOut:
     """The long CSV written by PostgreSQL itself."""
     sensors = list(Sensor.objects.filter(rig_id=session.rig_id).values_list("id", "name", "sensor_type"))
-    sql = _COPY_SQL.format(
-        reading=Reading._meta.db_table,
-        micros=MICROS_SQL,
+    line = _LINE_SQL.format(
+        compact=COMPACT_SQL,
         sensor_names=_case(sensors, 1, prefix=","),
         sensor_types=_case(sensors, 2, prefix=",", suffix=","),
         **_time_columns("r.timestamp"),
     )
+    sql = blocks_copy(reading=Reading._meta.db_table, aggregates="string_agg(b.line, '')", columns=f"{line} AS line")
     header = (",".join(COLUMNS) + "\n").encode()
     return CopyOut(sql, {**_params(session), "width": block_width(session)}, setup=COPY_SETUP,
                    encode=lambda rows: itertools.chain([header], (fields[0] for fields in binary_fields(rows))))

@@ -47,8 +47,8 @@ from mcap.records import (
 from mcap.writer import MCAP0_MAGIC
 
 from sensors.models import Sensor
-from sessions.exports.chunks import CHUNK_BYTES, MICROS_SQL, CopyOut, binary_fields, block_width, rechunk
-from sessions.exports.csv import COPY_SETUP, NUMBER_SQL, readings_in_order
+from sessions.exports.chunks import CHUNK_BYTES, MICROS_SQL, CopyOut, binary_fields, block_width, blocks_copy, rechunk
+from sessions.exports.csv import COMPACT_SQL, COPY_SETUP, NUMBER_SQL, readings_in_order
 from sessions.exports.record import _head, result_record, results_in_order, results_values
 from sessions.models import Reading, RecordingSession
 
@@ -338,32 +338,16 @@ class _Session:
 # (digits ending in 0 but for `.0`, 16 digits or more, below 1e-4: every other decimal of 15
 # digits or fewer is the shortest that reads back as its float; an integer ending in 0 is
 # caught too, harmlessly) come as their jsonb text after a \x01, and Python writes them.
-_COPY_SQL = r"""
-COPY (
-  SELECT string_agg(b.head, ''::bytea), string_agg(b.data, E'\x02')
-  FROM (
-    SELECT {micros} / %(width)s AS block,
-      int8send(r.sensor_id) || int8send(r.seq %% 4294967296) || int8send({micros}) AS head,
-      CASE jsonb_typeof(r.value)
+_DATA_SQL = r"""CASE jsonb_typeof(r.value)
         WHEN 'number' THEN '{{"value":' || {number} || '}}'
         WHEN 'object' THEN CASE WHEN r.value::text ~ '[^ -~]|[0-9]0[],}} ]|0\.0000|[0-9.]{{17}}'
                                   THEN E'\x01' || r.value::text
-                                WHEN r.value::text !~ '\\|, [^"]|, "[],:}}]'
-                                  THEN replace(replace(r.value::text, '": ', '":'), ', "', ',"')
-                                ELSE regexp_replace(r.value::text, '("(?:[^"\\]|\\.)*")|([:,]) ', '\1\2', 'g') END
+                                ELSE {compact} END
         WHEN 'array' THEN E'\x01' || r.value::text
         ELSE CASE WHEN r.value::text ~ '[^ -~]' THEN E'\x01' || r.value::text
                   ELSE '{{"value":' || r.value::text || '}}' END
-      END AS data
-    FROM {reading} r
-    WHERE r.session_id = %(session)s
-    ORDER BY 1, r.timestamp, r.id
-    OFFSET 0
-  ) b
-  GROUP BY b.block
-  ORDER BY b.block
-) TO STDOUT WITH (FORMAT binary)
-"""
+      END"""
+_HEAD_SQL = "int8send(r.sensor_id) || int8send(r.seq %% 4294967296) || int8send({micros})"
 # Each sensor's first reading, for its schema: one index probe per sensor.
 _FIRST_SQL = """
 SELECT s.id, r.value::text FROM {sensor} s
@@ -435,8 +419,9 @@ async def _pieces(session: RecordingSession) -> AsyncIterator[bytes]:
     mcap = await _start(session)
     if connection.vendor == "postgresql":
         yield mcap.file.take()
-        sql = _COPY_SQL.format(reading=Reading._meta.db_table, micros=MICROS_SQL,
-                               number=NUMBER_SQL.replace("{j}", "r.value").replace("%", "%%"))
+        data = _DATA_SQL.format(number=NUMBER_SQL.replace("{j}", "r.value"), compact=COMPACT_SQL)
+        sql = blocks_copy(reading=Reading._meta.db_table, aggregates="string_agg(b.head, ''::bytea), string_agg(b.data, E'\\x02')",
+                          columns=f"{_HEAD_SQL.format(micros=MICROS_SQL)} AS head, {data} AS data")
         stream = CopyOut(sql, {"session": session.pk, "width": block_width(session)}, setup=COPY_SETUP,
                          encode=lambda rows: _encode_copy(mcap, rows), tail=lambda: _tail(mcap))
         async for chunk in stream:
