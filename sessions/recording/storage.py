@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.db import connection
+from psycopg.copy import QueuedLibpqWriter
 
 from sessions.models import Reading
 from sessions.recording import binary
@@ -99,7 +100,10 @@ def readings_streamed(
         return
     data = _binary_rows(session_id, sensor_ids, first_seq, micros, texts)
     with connection.cursor() as cursor, connection.wrap_database_errors:
-        with cursor.cursor.copy(_COPY_SQL.format(table=Reading._meta.db_table)) as copy:
+        raw = cursor.cursor
+        # The rows go out from a thread of psycopg's: more than a socket buffer holds, they would
+        # otherwise keep this one waiting on the database before the block's work could start.
+        with raw.copy(_COPY_SQL.format(table=Reading._meta.db_table), writer=QueuedLibpqWriter(raw)) as copy:
             copy.write(data)
             yield
 
