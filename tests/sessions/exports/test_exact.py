@@ -278,7 +278,9 @@ def test_wide_csv_of_a_session_without_readings_is_its_header():
 def test_wide_csv_and_mcap_write_numbers_as_python_does_whoever_stored_them():
     # JSON texts as another writer may store them (benchmarks/read_dataset.py writes "%.3f"): not reprs.
     texts = ["50.000", "0.10", "-2.50", "0.10000000000000001", "1e-7", "1000000000000000.5", "1234567890123456.0",
-             "-9999999999999998.0", "12345678901234567.5", "100", "-0.000", "123456789012345.60", "1E2"]
+             "-9999999999999998.0", "12345678901234567.5", "100", "-0.000", "123456789012345.60", "1E2",
+             "12345678901234.5", "1234567890123.45", "0.0001", "0.00010", "-0.000123456789012", "99999999999999.9",
+             "0.30000000000000004", "0.1000000000000000", "7.0", "-7.10"]
     values = [("fz", i * 0.1, text) for i, text in enumerate(texts)]
     values += [("ft6", 5 + i * 0.1, text) for i, text in enumerate([
         '{"a": 50.000, "b": 0.10000000000000001, "c": 1.5}', '{"fx": 12.0, "fy": -0.50}', '{"fx": 1234567.123456789}',
