@@ -53,7 +53,7 @@ _DATETIME_SQL = """CASE WHEN date_trunc('second', {t}) = {t} THEN to_char({t}, '
          ELSE to_char({t}, 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') END"""
 _SESSION_TIME_SQL = "(extract(epoch FROM {t}) - %(started)s::numeric)::text"
 # Each line written whole, with the quoting COPY's CSV gave it (a field with a comma or a quote in
-# quotes, its quotes doubled): a number never needs it, an object or a text always (but `{{}}`).
+# quotes, its quotes doubled): a number never needs it, an object or a text always (but `{}`).
 # The lines of a slice of time are one binary COPY row (chunks.BLOCK_READINGS).
 _LINE_SQL = r"""{timestamp} || CASE r.sensor_id {sensor_types} END || CASE jsonb_typeof(r.value)
         WHEN 'number' THEN r.value::text
@@ -96,8 +96,8 @@ def csv_copy(session: RecordingSession) -> CopyOut:
     sensors = list(Sensor.objects.filter(rig_id=session.rig_id).values_list("id", "name", "sensor_type"))
     line = _LINE_SQL.format(
         compact=COMPACT_SQL,
-        sensor_names=_case(sensors, 1, prefix=","),
-        sensor_types=_case(sensors, 2, prefix=",", suffix=","),
+        sensor_names=_case(sensors, 1, prefix=",", otherwise=","),
+        sensor_types=_case(sensors, 2, prefix=",", suffix=",", otherwise=",,"),
         **_time_columns("r.timestamp"),
     )
     sql = blocks_copy(reading=Reading._meta.db_table, aggregates="string_agg(b.line, '')", columns=f"{line} AS line")
@@ -120,12 +120,13 @@ def _params(session: RecordingSession) -> dict:
     return {"session": session.pk, "started": f"{int(started.timestamp())}.{started.microsecond:06d}"}
 
 
-def _case(sensors: list[tuple], column: int, *, prefix: str = "", suffix: str = "") -> str:
-    """`WHEN <id> THEN '<text>' …`: ids are integers, texts slugs or short names as COPY's CSV quotes
-    them, as literals."""
-    if not sensors:
-        return "WHEN NULL THEN NULL"
-    return " ".join(f"WHEN {int(row[0])} THEN {_literal(prefix + _csv_field(row[column]) + suffix)}" for row in sensors)
+def _case(sensors: list[tuple], column: int, *, prefix: str = "", suffix: str = "", otherwise: str | None = None) -> str:
+    """`WHEN <id> THEN '<text>' … [ELSE '<otherwise>']`: ids are integers, texts slugs or short names
+    as COPY's CSV quotes them, as literals."""
+    whens = [f"WHEN {int(row[0])} THEN {_literal(prefix + _csv_field(row[column]) + suffix)}" for row in sensors]
+    if otherwise is not None:  # a sensor not of the rig: empty fields, as COPY wrote its NULL
+        whens.append(f"ELSE {_literal(otherwise)}")
+    return " ".join(whens) if whens else "WHEN NULL THEN NULL"
 
 
 def _csv_field(text: str) -> str:
