@@ -17,6 +17,8 @@ through the ORM. Memory: one MCAP chunk and a small index entry per chunk until 
 """
 
 import array
+import asyncio
+import concurrent.futures
 import itertools
 import json
 import operator
@@ -408,25 +410,46 @@ def _first_values(session: RecordingSession) -> dict[int, object]:
         return {sensor_id: json.loads(value) for sensor_id, value in cursor.fetchall()}
 
 
-async def _start(session: RecordingSession) -> _Session:
-    head = await sync_to_async(_head)(session, {})
-    first = await sync_to_async(_first_values)(session)
-    sensors = {pk: name async for pk, name in Sensor.objects.filter(rig_id=session.rig_id).values_list("id", "name")}
-    return _Session(session, head, sensors, first)
+def _settle(future: concurrent.futures.Future, task: asyncio.Future) -> None:
+    """Hand an asyncio task's outcome to a thread waiting on `future`."""
+    if task.cancelled():
+        future.cancel()
+    elif task.exception() is not None:
+        future.set_exception(task.exception())
+    else:
+        future.set_result(task.result())
 
 
 async def _pieces(session: RecordingSession) -> AsyncIterator[bytes]:
-    mcap = await _start(session)
+    sensors = {pk: name async for pk, name in Sensor.objects.filter(rig_id=session.rig_id).values_list("id", "name")}
     if connection.vendor == "postgresql":
-        yield mcap.file.take()
+        first = await sync_to_async(_first_values)(session)
+        # The head (its statistics: a second or two at a million readings) is read beside the COPY,
+        # which sorts meanwhile; the COPY's thread waits for it before it writes the first byte.
+        head: concurrent.futures.Future = concurrent.futures.Future()
+        task = asyncio.ensure_future(sync_to_async(_head)(session, {}))
+        task.add_done_callback(lambda done: _settle(head, done))
+        made: list[_Session] = []
+
+        def encode(rows: Iterable[bytes]) -> Iterator[bytes]:
+            mcap = _Session(session, head.result(), sensors, first)
+            made.append(mcap)
+            yield mcap.file.take()
+            yield from _encode_copy(mcap, rows)
+
         data = _DATA_SQL.format(number=NUMBER_SQL.replace("{j}", "r.value"), compact=COMPACT_SQL)
-        sql = blocks_copy(reading=Reading._meta.db_table, aggregates="string_agg(b.head, ''::bytea), string_agg(b.data, E'\\x02')",
+        sql = blocks_copy(reading=Reading._meta.db_table,
+                          aggregates="string_agg(b.head, ''::bytea), string_agg(b.data, E'\\x02')",
                           columns=f"{_HEAD_SQL.format(micros=MICROS_SQL)} AS head, {data} AS data")
         stream = CopyOut(sql, {"session": session.pk, "width": block_width(session)}, setup=COPY_SETUP,
-                         encode=lambda rows: _encode_copy(mcap, rows), tail=lambda: _tail(mcap))
-        async for chunk in stream:
-            yield chunk
+                         encode=encode, tail=lambda: _tail(made[0]))
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            task.cancel()
         return
+    mcap = _Session(session, await sync_to_async(_head)(session, {}), sensors, {})
     async for reading in readings_in_order(session, with_seq=True):
         mcap.reading(reading["sensor_id"], reading["seq"], _ns(reading["timestamp"]), reading["value"])
         if len(mcap.file.out) >= CHUNK_BYTES:
