@@ -137,14 +137,21 @@ class ValidationResult(models.Model):
     # Open while the run may still grow; closed by the first reading that passes the rule.
     is_open = models.BooleanField(default=True)
     acknowledged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledge_comment = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-last_timestamp", "-id"]
-        indexes = [models.Index(fields=["session", "is_open"], name="result_session_open")]
+        indexes = [
+            models.Index(fields=["session", "is_open"], name="result_session_open"),
+            # Only acknowledged results: every result is inserted unacknowledged, and an index of
+            # all of them would take an entry for each NULL (a user's deletion looks them up).
+            models.Index(
+                fields=["acknowledged_by"], name="result_acknowledged_by", condition=Q(acknowledged_by__isnull=False)
+            ),
+        ]
         permissions = [("acknowledge_result", "Can acknowledge a validation result")]
 
     def __str__(self) -> str:
