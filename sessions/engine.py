@@ -64,6 +64,8 @@ LISTEN_RETRY_SECONDS = 1.0
 # Flush pacing (see the module's docstring): readings per flush aimed at, and the longest wait.
 FLUSH_TARGET = 200
 FLUSH_MAX_WAIT = 0.1
+# A group nobody joins, sent to once at start (Engine._open_publishing).
+WARM_UP_GROUP = "engine.warm-up"
 # On shutdown a runner keeps trying to store what is due this long (the database may be away).
 CLOSE_SECONDS = 4.0
 
@@ -120,6 +122,7 @@ class Engine:
             await self.db(_connect)
         except DatabaseError as exc:
             self._database_failed(exc)
+        await self._open_publishing()
         try:
             while not stop.is_set():
                 # Cleared before the claim, not after it: a wake-up that comes while a claim runs
@@ -160,6 +163,18 @@ class Engine:
             self._db.shutdown(wait=True)
             self._control.shutdown(wait=True)
             logger.info("engine %s stopped", self.name)
+
+    async def _open_publishing(self) -> None:
+        """Open the layer connection the publishers use, before the first session's first batch.
+
+        A send to a group nobody joins: the layer reads the group's members (none) and sends
+        nothing, but the connection it took stays in its pool for the first real publish.
+        """
+        try:
+            await self.layer.group_send(WARM_UP_GROUP, {"type": "engine.warm_up"})
+        except Exception:
+            # Redis is away: the first publish connects, or finds it away, as it would anyway.
+            logger.debug("could not open the channel layer's connection", exc_info=True)
 
     async def _beat_if_due(self) -> None:
         if time.monotonic() - self._last_beat >= HEARTBEAT_SECONDS:
