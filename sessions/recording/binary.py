@@ -17,6 +17,9 @@ _INT4, _INT8, _FLOAT8, _TEXT, _BOOL, _TIMESTAMPTZ = 23, 20, 701, 25, 16, 1184
 _ARRAY_OID = {_INT4: 1007, _INT8: 1016, _FLOAT8: 1022, _TEXT: 1009, _BOOL: 1000, _TIMESTAMPTZ: 1185}
 # PostgreSQL's binary timestamps count microseconds from 2000-01-01.
 PG_EPOCH_US = 946_684_800 * 1_000_000
+# Binary COPY's signature, flags and header extension; and the end of its data.
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+COPY_TRAILER = struct.pack("!h", -1)
 
 
 class ArrayParam(bytes):

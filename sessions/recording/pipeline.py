@@ -72,8 +72,11 @@ class SessionRecorder:
     quoted: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (name, type) as JSON text
     validator: Validator | None = None
     next_seq: int = -1
+    # The latest rollup cell of each series this writer knows of (rollups.rollups_write); None: unknown.
+    rollup_edges: dict | None = None
 
     def reload(self) -> None:
+        self.rollup_edges = None
         session = RecordingSession.objects.only("id", "rig_id", "rules", "reading_count").get(pk=self.session_id)
         rows = list(Sensor.objects.filter(rig_id=session.rig_id).values_list("id", "name", "sensor_type", "unit"))
         self.sensors = {name: (pk, sensor_type) for pk, name, sensor_type, _ in rows}
@@ -192,7 +195,7 @@ def _store(recorder: SessionRecorder, items: Sequence[Item], first_seq: int) -> 
         recorder.validator.feed_batch(names, stamps, values)
         cells = rollups.rollup_columns(sensor_ids, micros, values)
         lines = _lines(recorder, names, micros, texts, first_seq)
-    rollups.rollups_write(session_id, cells)
+    recorder.rollup_edges = rollups.rollups_write(session_id, cells, edges=recorder.rollup_edges)
     validation = results_save(recorder=recorder, episodes=recorder.validator.take_changes())
     return RecordResult(session_id, first_seq, first_seq + count - 1, lines, names, validation)
 

@@ -76,6 +76,12 @@ class Cells:
     def __len__(self) -> int:
         return len(self.fields)
 
+    def take(self, which: np.ndarray) -> "Cells":
+        """The cells where `which` (a boolean mask) is true."""
+        fields = [f for f, keep in zip(self.fields, which.tolist(), strict=True) if keep]
+        return Cells(self.sensor_ids[which], fields, self.resolutions[which], self.cells[which], self.counts[which],
+                     self.sums[which], self.mins[which], self.maxs[which])
+
     def rows(self) -> list[RollupRow]:
         return list(zip(self.sensor_ids.tolist(), self.fields, self.resolutions.tolist(), self.cells.tolist(),
                         self.counts.tolist(), self.sums.tolist(), self.mins.tolist(), self.maxs.tolist(), strict=True))
@@ -165,23 +171,93 @@ def _check_field(name: str) -> bool:
     return ok
 
 
-def rollups_write(session_id: int, cells: Cells) -> None:
-    """Add a batch's cells (of every resolution) to the session's rollups in one statement (callers hold the transaction)."""
+# (sensor_id, field, resolution) -> the latest cell the session's rollups hold for it
+Edges = dict[tuple[int, str, int], int]
+
+
+def rollups_write(session_id: int, cells: Cells, *, edges: Edges | None = None) -> Edges | None:
+    """Add a batch's cells (of every resolution) to the session's rollups (callers hold the transaction).
+
+    On PostgreSQL, cells past the latest one stored for their sensor, field and resolution cannot
+    exist yet and go in by COPY; only the others (mostly one a series: where the last batch ended)
+    take the upsert. `edges` are those latest cells as the caller last saw them (None: unknown,
+    they are read); it holds them only while it is the session's only writer (SessionRecorder).
+    Returns them as they are now.
+    """
     if not len(cells):
-        return
+        return edges
     table = ReadingRollup._meta.db_table
-    if connection.vendor == "postgresql":
-        params = [
-            session_id, binary.fixed_array(binary.Int8Array, cells.sensor_ids), binary.text_array(cells.fields),
-            binary.fixed_array(binary.Int4Array, cells.resolutions), binary.fixed_array(binary.Int8Array, cells.cells),
-            binary.fixed_array(binary.Int8Array, cells.counts), binary.fixed_array(binary.Float8Array, cells.sums),
-            binary.fixed_array(binary.Float8Array, cells.mins), binary.fixed_array(binary.Float8Array, cells.maxs),
-        ]
-        with bound_cursor() as cursor, connection.wrap_database_errors:
-            cursor.execute(_PG_UPSERT.format(table=table), params)
-        return
-    with connection.cursor() as cursor:
-        cursor.executemany(_SQLITE_UPSERT.format(table=table), [(session_id, *row) for row in cells.rows()])
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.executemany(_SQLITE_UPSERT.format(table=table), [(session_id, *row) for row in cells.rows()])
+        return None
+    keys = list(zip(cells.sensor_ids.tolist(), cells.fields, cells.resolutions.tolist(), strict=True))
+    with bound_cursor() as cursor, connection.wrap_database_errors:
+        if edges is None:
+            edges = _edges(cursor, session_id, set(keys))
+        known = edges.get
+        fresh = np.fromiter((cell > known(key, -1) for key, cell in zip(keys, cells.cells.tolist(), strict=True)),
+                            dtype=bool, count=len(keys))
+        if not fresh.all():
+            old = cells.take(~fresh)
+            cursor.execute(_PG_UPSERT.format(table=table), [
+                session_id, binary.fixed_array(binary.Int8Array, old.sensor_ids), binary.text_array(old.fields),
+                binary.fixed_array(binary.Int4Array, old.resolutions), binary.fixed_array(binary.Int8Array, old.cells),
+                binary.fixed_array(binary.Int8Array, old.counts), binary.fixed_array(binary.Float8Array, old.sums),
+                binary.fixed_array(binary.Float8Array, old.mins), binary.fixed_array(binary.Float8Array, old.maxs),
+            ])
+        if fresh.any():
+            with cursor.copy(_COPY.format(table=table)) as copy:
+                copy.write(_copy_rows(session_id, cells.take(fresh)))
+    for key, cell in zip(keys, cells.cells.tolist(), strict=True):
+        if cell > known(key, -1):
+            edges[key] = cell
+    return edges
+
+
+def _edges(cursor, session_id: int, keys: set) -> Edges:
+    """The latest cell stored for each (sensor_id, field, resolution): one index probe each."""
+    if not keys:
+        return {}
+    sensors, fields, resolutions = zip(*keys)
+    cursor.execute(_EDGES.format(table=ReadingRollup._meta.db_table), [
+        session_id, binary.fixed_array(binary.Int8Array, sensors), binary.text_array(list(fields)),
+        binary.fixed_array(binary.Int4Array, resolutions),
+    ])
+    return {(s, f, r): cell for s, f, r, cell in cursor.fetchall() if cell is not None}
+
+
+_EDGES = (
+    "SELECT k.s, k.f, k.r, (SELECT max(bucket) FROM {table} WHERE session_id = %b AND sensor_id = k.s "
+    "AND field = k.f AND resolution = k.r) FROM unnest(%b::bigint[], %b::text[], %b::int[]) AS k(s, f, r)"
+)
+_COPY = 'COPY {table} (session_id, sensor_id, resolution, bucket, "count", "sum", "min", "max", field) FROM STDIN (FORMAT BINARY)'
+_COPY_RECORD = np.dtype([
+    ("fields", ">i2"), ("session_len", ">i4"), ("session", ">i8"), ("sensor_len", ">i4"), ("sensor", ">i8"),
+    ("resolution_len", ">i4"), ("resolution", ">i4"), ("bucket_len", ">i4"), ("bucket", ">i8"),
+    ("count_len", ">i4"), ("count", ">i8"), ("sum_len", ">i4"), ("sum", ">f8"), ("min_len", ">i4"), ("min", ">f8"),
+    ("max_len", ">i4"), ("max", ">f8"), ("field_len", ">i4"),
+])
+
+
+def _copy_rows(session_id: int, cells: Cells) -> bytes:
+    """Binary COPY of cells: each record's fixed part as a numpy record, the field's name after it."""
+    body, lengths = binary.utf8(cells.fields)
+    records = np.empty(len(cells), dtype=_COPY_RECORD)
+    records["fields"] = 9
+    for name in ("session", "sensor", "bucket", "count", "sum", "min", "max"):
+        records[f"{name}_len"] = 8
+    records["resolution_len"] = 4
+    records["session"] = session_id
+    records["sensor"] = cells.sensor_ids
+    records["resolution"] = cells.resolutions
+    records["bucket"] = cells.cells
+    records["count"] = cells.counts
+    records["sum"] = cells.sums
+    records["min"] = cells.mins
+    records["max"] = cells.maxs
+    records["field_len"] = lengths
+    return binary.COPY_HEADER + binary.interleave(records, body, lengths) + binary.COPY_TRAILER
 
 
 def sqlite_micros(column: str) -> str:

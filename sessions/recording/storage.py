@@ -24,8 +24,8 @@ Row = tuple[int, int, int, int, str]
 _PG_EPOCH_US = binary.PG_EPOCH_US
 _COPY_SQL = "COPY {table} (session_id, sensor_id, seq, timestamp, value) FROM STDIN (FORMAT BINARY)"
 _SQLITE_SQL = "INSERT INTO {table} (session_id, sensor_id, seq, timestamp, value) VALUES (%s, %s, %s, %s, %s)"
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
-_COPY_TRAILER = struct.pack("!h", -1)
+_COPY_HEADER = binary.COPY_HEADER
+_COPY_TRAILER = binary.COPY_TRAILER
 # Five fields: three int8, a timestamptz, then the jsonb's length; jsonb's binary form is a
 # version byte (1) before the JSON text.
 _ROW_HEAD = struct.Struct("!hiqiqiqiqi")

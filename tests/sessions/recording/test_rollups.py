@@ -6,6 +6,7 @@ import random
 import pytest
 
 from sessions.models import ReadingRollup
+from sessions.recording.pipeline import SessionRecorder, readings_record
 from sessions.recording.rollups import RESOLUTIONS, SECOND, rollup_rebuild
 from tests.conftest import T0, ft6_value
 
@@ -159,3 +160,30 @@ def test_sums_past_the_largest_double_do_not_refuse_a_batch(ingest, bench_sessio
 
     assert (count, low, high) == (2, 1.5e308, 1.5e308)
     assert total >= 1.7e308
+
+
+def _record_as(recorder, batch: list[dict]) -> None:
+    readings_record(recorder=recorder, items=[(r["sensor"], r["timestamp"], r["value"]) for r in batch])
+
+
+def test_two_writers_and_batches_out_of_order_add_to_the_same_cells(bench_session):
+    # Cells past the last one a writer stored go in by COPY: a second writer in between (two
+    # server processes taking a rig's batches), or a batch older than the last, must find the
+    # cells the other wrote and add to them, not meet them as duplicates.
+    rng = random.Random(9)
+    # Part n spans [10n, 10n + 25) s: each overlaps the two before it.
+    parts = [
+        sorted(({"sensor": "fz", "timestamp": round(T0 + rng.uniform(10 * n, 10 * n + 25), 6),
+                 "value": rng.randint(-800, 800) / 16} for _ in range(400)), key=lambda r: r["timestamp"])
+        for n in range(6)
+    ]
+    batch = [r for part in parts for r in part]
+    one, other = SessionRecorder(bench_session), SessionRecorder(bench_session)
+    for n, part in enumerate(parts):
+        _record_as(one if n % 3 else other, part)
+    late = SessionRecorder(bench_session)  # knows nothing of what the others stored
+    extra = [{"sensor": "fz", "timestamp": T0 + 0.5 + i, "value": 1.0} for i in range(30)]
+    _record_as(late, extra)
+
+    for resolution in RESOLUTIONS:
+        assert close(rollups(bench_session, resolution), cells(batch + extra, resolution)), resolution
