@@ -75,8 +75,10 @@ class SessionRecorder:
     # The latest rollup cell of each series this writer knows of (rollups.rollups_write); None: unknown.
     rollup_edges: dict | None = None
 
-    def reload(self) -> None:
-        self.rollup_edges = None
+    def reload(self, *, fresh: bool = False) -> None:
+        """Read the session's sensors, rules and validation state. `fresh`: the next batch takes the
+        session's first positions, so it has no readings, results or rollups yet to read."""
+        self.rollup_edges = {} if fresh else None
         session = RecordingSession.objects.only("id", "rig_id", "rules", "reading_count").get(pk=self.session_id)
         rows = list(Sensor.objects.filter(rig_id=session.rig_id).values_list("id", "name", "sensor_type", "unit"))
         self.sensors = {name: (pk, sensor_type) for pk, name, sensor_type, _ in rows}
@@ -87,13 +89,13 @@ class SessionRecorder:
             units={name: unit for _, name, _, unit in rows},
         )
         by_id = {pk: name for name, (pk, _) in self.sensors.items()}
-        open_episodes = [
+        open_episodes = [] if fresh else [
             r.episode(sensor=by_id[r.sensor_id], sensor_type=self.sensors[by_id[r.sensor_id]][1])
             for r in ValidationResult.objects.filter(session_id=self.session_id, is_open=True)
         ]
         recent = {}
         lag = self.validator.max_lag()
-        if lag:
+        if lag and not fresh:
             for name, (pk, _) in self.sensors.items():
                 values = list(
                     Reading.objects.filter(session_id=self.session_id, sensor_id=pk)
@@ -131,7 +133,7 @@ def readings_record(
             last_seq = _take_positions(recorder.session_id, count)
             first_seq = last_seq - count + 1
             if recorder.next_seq != first_seq or recorder.validator is None:
-                recorder.reload()
+                recorder.reload(fresh=first_seq == 1)
             with _collector_paused():
                 result = _store(recorder, items, first_seq)
             recorder.next_seq = last_seq + 1
