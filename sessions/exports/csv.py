@@ -21,7 +21,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 
 from sensors.models import Sensor
-from sessions.exports.chunks import CopyOut, binary_fields, block_width, blocks_copy, rechunk
+from sessions.exports.chunks import MICROS_SQL, CopyOut, binary_fields, block_width, blocks_copy, rechunk
 from sessions.models import Reading, RecordingSession
 
 COLUMNS = ["timestamp", "sensor_type", "value", "datetime", "session_time", "session_id", "sensor"]
@@ -268,12 +268,13 @@ NUMBER_SQL = r"""CASE WHEN scale(({j})::numeric) = 0 THEN ({j})::text
 # Wide, on PostgreSQL: one row per instant, from one GROUP BY over the session's readings. A
 # column's cell is the max() of its sensor's one reading at that instant; where a sensor has
 # several at one instant (rare) a subquery takes the latest by id that sets the column, as the
-# Python writer's "the later one wins". A cell is Python's text of the value: a number as above,
-# True/False, null, a text itself (an empty one as the NULL, which COPY leaves unquoted as
-# Python's writer does).
+# Python writer's "the later one wins". A cell is Python's csv text of the value: a number as
+# above, True/False, null, a text itself (in quotes, its quotes doubled, if it holds a comma, a
+# quote or a line feed; an empty one as the NULL, written as nothing).
 _CELL_SQL = r"""CASE jsonb_typeof({j})
       WHEN 'number' THEN {number}
-      WHEN 'string' THEN NULLIF({j} #>> '{{}}', '')
+      WHEN 'string' THEN CASE WHEN ({j} #>> '{{}}') ~ '[,"\n]' THEN '"' || replace({j} #>> '{{}}', '"', '""') || '"'
+                              ELSE NULLIF({j} #>> '{{}}', '') END
       WHEN 'boolean' THEN CASE WHEN ({j})::boolean THEN 'True' ELSE 'False' END
       WHEN 'null' THEN 'null' END"""
 
@@ -283,20 +284,27 @@ def _cell_sql(j: str) -> str:
 
 
 # The cells and the times are written below the sort (in PostgreSQL's parallel workers, where
-# there are any), the GROUP BY only picks them up: written in its aggregates they cost 3 times more.
+# there are any), the GROUP BY only picks them up: written in its aggregates they cost 3 times
+# more. Its rows are the lines of the CSV, sent as blocks of a slice of time (chunks.blocks_copy).
 _WIDE_SQL = """
 COPY (
-  SELECT max(s."timestamp"), max(s.datetime), max(s.session_time){cells}
+  SELECT string_agg(w.line, '')
   FROM (
-    SELECT r.timestamp AS at, r.sensor_id, {timestamp}, {datetime}, {session_time}{values}
-    FROM {reading} r
-    WHERE r.session_id = %(session)s
-    ORDER BY r.timestamp
+    SELECT s.block, max(s."timestamp") || ',' || max(s.datetime) || ',' || max(s.session_time){cells} || E'\\n' AS line
+    FROM (
+      SELECT {micros} / %(width)s AS block, r.timestamp AS at, r.sensor_id, {timestamp}, {datetime}, {session_time}{values}
+      FROM {reading} r
+      WHERE r.session_id = %(session)s
+      ORDER BY 1, r.timestamp
+      OFFSET 0
+    ) s
+    GROUP BY s.block, s.at
+    ORDER BY s.block, s.at
     OFFSET 0
-  ) s
-  GROUP BY s.at
-  ORDER BY s.at
-) TO STDOUT WITH (FORMAT csv)
+  ) w
+  GROUP BY w.block
+  ORDER BY w.block
+) TO STDOUT WITH (FORMAT binary)
 """
 
 
@@ -316,14 +324,17 @@ def wide_copy(session: RecordingSession, names: list[str], columns: dict[int, st
         sets = "" if field is None else f" AND {latest} IS NOT NULL"
         # Several readings of the sensor at this instant: the latest (by id) that sets the column.
         cells.append(
-            f", CASE WHEN count(*) FILTER (WHERE s.sensor_id = {sensor_id}) > 1 THEN (SELECT "
+            f" || ',' || COALESCE(CASE WHEN count(*) FILTER (WHERE s.sensor_id = {sensor_id}) > 1 THEN (SELECT "
             f"{_cell_sql(latest)} FROM {reading} r2 WHERE r2.session_id = %(session)s "
-            f"AND r2.sensor_id = {sensor_id} AND r2.timestamp = s.at{sets} ORDER BY r2.id DESC LIMIT 1) ELSE max(s.c{k}) END"
+            f"AND r2.sensor_id = {sensor_id} AND r2.timestamp = s.at{sets} ORDER BY r2.id DESC LIMIT 1) "
+            f"ELSE max(s.c{k}) END, '')"
         )
     sql = _WIDE_SQL.format(
-        reading=reading, cells="".join(cells), values="".join(values), **_time_columns("r.timestamp", named=True)
+        reading=reading, micros=MICROS_SQL, cells="".join(cells), values="".join(values),
+        **_time_columns("r.timestamp", named=True),
     )
-    return CopyOut(sql, _params(session), setup=COPY_SETUP)
+    return CopyOut(sql, {**_params(session), "width": block_width(session)}, setup=COPY_SETUP,
+                   encode=lambda rows: (fields[0] for fields in binary_fields(rows)))
 
 
 def _cell(value) -> object:
