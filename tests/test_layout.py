@@ -13,7 +13,8 @@ LAYERS = [
     (
         "models and site plumbing",
         [
-            "sessions.models", "sessions.apps", "sensors.models", "sensors.apps", "sensors.rules", "sensors.simulators",
+            "sessions.models", "sessions.apps", "sensors.models", "sensors.apps", "sensors.rules", "sensors.columnar",
+            "sensors.simulators",
             "robotest_site.config", "robotest_site.settings", "robotest_site.apps", "robotest_site.api",
             "robotest_site.roles", "robotest_site.context", "robotest_site.observability", "robotest_site.cache",
             "robotest_site.postgresql",
