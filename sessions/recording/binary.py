@@ -80,6 +80,31 @@ def text_array(texts: list[str]) -> TextArray:
     return TextArray(_header(TextArray, len(texts)) + interleave(head, body, lengths))
 
 
+def copy_rows(columns: list[tuple[str, str, object]], texts: list[str], *, jsonb: bool = False) -> bytes:
+    """Binary COPY of rows: fixed-size fields (name, numpy type, one value or one a row), then a text.
+
+    Each record's fixed part is one numpy record (the field count, each field's length and value,
+    the text's length), its text after it. `jsonb`: the text is a jsonb's, whose binary form is a
+    version byte (1) before the JSON.
+    """
+    body, lengths = utf8(texts)
+    layout = [("fields", ">i2")]
+    for name, kind, _ in columns:
+        layout += [(f"{name}_len", ">i4"), (name, kind)]
+    layout.append(("text_len", ">i4"))
+    if jsonb:
+        layout.append(("version", "u1"))
+    records = np.empty(len(texts), dtype=layout)
+    records["fields"] = len(columns) + 1
+    for name, kind, values in columns:
+        records[f"{name}_len"] = np.dtype(kind).itemsize
+        records[name] = values
+    records["text_len"] = lengths + 1 if jsonb else lengths
+    if jsonb:
+        records["version"] = 1
+    return COPY_HEADER + interleave(records, body, lengths) + COPY_TRAILER
+
+
 def utf8(texts: list[str]) -> tuple[bytes, np.ndarray]:
     """The texts' UTF-8 bytes, joined, beside each one's length in bytes."""
     body = "".join(texts).encode()

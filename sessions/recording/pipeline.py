@@ -188,8 +188,7 @@ def _store(recorder: SessionRecorder, items: Sequence[Item], first_seq: int) -> 
     values = list(map(_VALUE, items))
     ids = {name: pk for name, (pk, _) in recorder.sensors.items()}
     sensor_ids = np.fromiter(map(ids.__getitem__, names), dtype=np.int64, count=count)
-    # As round(ts * 1_000_000): the same float product, rounded half to even.
-    micros = np.rint(np.array(stamps, dtype=np.float64) * 1_000_000).astype(np.int64)
+    micros = storage.unix_micros(stamps)
     texts = _value_texts(values)
     with storage.readings_streamed(
         session_id=session_id, sensor_ids=sensor_ids, first_seq=first_seq, micros=micros, texts=texts

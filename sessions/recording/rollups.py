@@ -17,6 +17,7 @@ Timestamps are from 1970 on (params.timestamp, ingest), so integer division is a
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import compress
 
 import numpy as np
 from django.db import connection
@@ -192,11 +193,12 @@ def rollups_write(session_id: int, cells: Cells, *, edges: Edges | None = None) 
             cursor.executemany(_SQLITE_UPSERT.format(table=table), [(session_id, *row) for row in cells.rows()])
         return None
     keys = list(zip(cells.sensor_ids.tolist(), cells.fields, cells.resolutions.tolist(), strict=True))
+    numbers = cells.cells.tolist()
     with bound_cursor() as cursor, connection.wrap_database_errors:
         if edges is None:
             edges = _edges(cursor, session_id, set(keys))
         known = edges.get
-        fresh = np.fromiter((cell > known(key, -1) for key, cell in zip(keys, cells.cells.tolist(), strict=True)),
+        fresh = np.fromiter((cell > known(key, -1) for key, cell in zip(keys, numbers, strict=True)),
                             dtype=bool, count=len(keys))
         if not fresh.all():
             old = cells.take(~fresh)
@@ -209,8 +211,8 @@ def rollups_write(session_id: int, cells: Cells, *, edges: Edges | None = None) 
         if fresh.any():
             with cursor.copy(_COPY.format(table=table)) as copy:
                 copy.write(_copy_rows(session_id, cells.take(fresh)))
-    for key, cell in zip(keys, cells.cells.tolist(), strict=True):
-        if cell > known(key, -1):
+    for key, cell in compress(zip(keys, numbers, strict=True), fresh.tolist()):
+        if cell > known(key, -1):  # a series' fresh cells: its edge is the latest of them
             edges[key] = cell
     return edges
 
@@ -232,32 +234,16 @@ _EDGES = (
     "AND field = k.f AND resolution = k.r) FROM unnest(%b::bigint[], %b::text[], %b::int[]) AS k(s, f, r)"
 )
 _COPY = 'COPY {table} (session_id, sensor_id, resolution, bucket, "count", "sum", "min", "max", field) FROM STDIN (FORMAT BINARY)'
-_COPY_RECORD = np.dtype([
-    ("fields", ">i2"), ("session_len", ">i4"), ("session", ">i8"), ("sensor_len", ">i4"), ("sensor", ">i8"),
-    ("resolution_len", ">i4"), ("resolution", ">i4"), ("bucket_len", ">i4"), ("bucket", ">i8"),
-    ("count_len", ">i4"), ("count", ">i8"), ("sum_len", ">i4"), ("sum", ">f8"), ("min_len", ">i4"), ("min", ">f8"),
-    ("max_len", ">i4"), ("max", ">f8"), ("field_len", ">i4"),
-])
 
 
 def _copy_rows(session_id: int, cells: Cells) -> bytes:
-    """Binary COPY of cells: each record's fixed part as a numpy record, the field's name after it."""
-    body, lengths = binary.utf8(cells.fields)
-    records = np.empty(len(cells), dtype=_COPY_RECORD)
-    records["fields"] = 9
-    for name in ("session", "sensor", "bucket", "count", "sum", "min", "max"):
-        records[f"{name}_len"] = 8
-    records["resolution_len"] = 4
-    records["session"] = session_id
-    records["sensor"] = cells.sensor_ids
-    records["resolution"] = cells.resolutions
-    records["bucket"] = cells.cells
-    records["count"] = cells.counts
-    records["sum"] = cells.sums
-    records["min"] = cells.mins
-    records["max"] = cells.maxs
-    records["field_len"] = lengths
-    return binary.COPY_HEADER + binary.interleave(records, body, lengths) + binary.COPY_TRAILER
+    """Binary COPY of cells; the field's name, the one text, goes last."""
+    return binary.copy_rows(
+        [("session", ">i8", session_id), ("sensor", ">i8", cells.sensor_ids), ("resolution", ">i4", cells.resolutions),
+         ("bucket", ">i8", cells.cells), ("count", ">i8", cells.counts), ("sum", ">f8", cells.sums),
+         ("min", ">f8", cells.mins), ("max", ">f8", cells.maxs)],
+        cells.fields,
+    )
 
 
 def sqlite_micros(column: str) -> str:

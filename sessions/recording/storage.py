@@ -6,10 +6,9 @@ transaction.
 """
 
 import json
-import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 from django.db import connection
@@ -20,16 +19,8 @@ from sessions.recording import binary
 
 Row = tuple[int, int, int, int, str]
 
-# PostgreSQL's binary timestamps count microseconds from 2000-01-01.
-_PG_EPOCH_US = binary.PG_EPOCH_US
 _COPY_SQL = "COPY {table} (session_id, sensor_id, seq, timestamp, value) FROM STDIN (FORMAT BINARY)"
 _SQLITE_SQL = "INSERT INTO {table} (session_id, sensor_id, seq, timestamp, value) VALUES (%s, %s, %s, %s, %s)"
-_COPY_HEADER = binary.COPY_HEADER
-_COPY_TRAILER = binary.COPY_TRAILER
-# Five fields: three int8, a timestamptz, then the jsonb's length; jsonb's binary form is a
-# version byte (1) before the JSON text.
-_ROW_HEAD = struct.Struct("!hiqiqiqiqi")
-_EPOCH = datetime(1970, 1, 1)
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
@@ -45,40 +36,19 @@ def value_json(value: object) -> str:
 
 
 def readings_write(rows: Sequence[Row]) -> None:
-    """Store rows in one round trip: COPY on PostgreSQL, executemany elsewhere."""
+    """Store rows of any sessions in one round trip: COPY on PostgreSQL, executemany elsewhere."""
     if not rows:
         return
-    if connection.vendor == "postgresql":
-        _copy_binary(rows)
-    else:
-        _insert_many(rows)
-
-
-def _copy_binary(rows: Sequence[Row]) -> None:
-    head = _ROW_HEAD.pack
-    parts = [_COPY_HEADER]
-    append = parts.append
-    for session_id, sensor_id, seq, ts_us, value in rows:
-        text = value.encode()
-        append(head(5, 8, session_id, 8, sensor_id, 8, seq, 8, ts_us - _PG_EPOCH_US, len(text) + 1))
-        append(b"\x01")
-        append(text)
-    parts.append(_COPY_TRAILER)
-    sql = _COPY_SQL.format(table=Reading._meta.db_table)
+    session_ids, sensor_ids, seqs, micros = (np.array(column, dtype=np.int64) for column in list(zip(*rows))[:4])
+    texts = [row[4] for row in rows]
+    if connection.vendor != "postgresql":
+        _insert_columns(session_ids, sensor_ids, seqs, micros, texts)
+        return
     # psycopg's own cursor under Django's: its errors are turned into Django's (DatabaseError and
     # kin) here, as Django does for its own calls, so callers see one family of database errors.
     with connection.cursor() as cursor, connection.wrap_database_errors:
-        with cursor.cursor.copy(sql) as copy:
-            copy.write(b"".join(parts))
-
-
-# One row's fixed part in binary COPY, as a numpy record: the field count, then each field's length
-# and value; the last length is the jsonb's, whose version byte (1) ends the record. The JSON
-# text follows it.
-_ROW_RECORD = np.dtype([
-    ("fields", ">i2"), ("session_len", ">i4"), ("session", ">i8"), ("sensor_len", ">i4"), ("sensor", ">i8"),
-    ("seq_len", ">i4"), ("seq", ">i8"), ("time_len", ">i4"), ("time", ">i8"), ("value_len", ">i4"), ("version", "u1"),
-])
+        with cursor.cursor.copy(_COPY_SQL.format(table=Reading._meta.db_table)) as copy:
+            copy.write(_binary_rows(session_ids, sensor_ids, seqs, micros, texts))
 
 
 @contextmanager
@@ -91,14 +61,12 @@ def readings_streamed(
     database inserts them on its core while the block's Python work runs on this one. `texts` are
     the values' JSON (`value_json`), ASCII as the encoder writes it.
     """
+    seqs = np.arange(first_seq, first_seq + len(texts), dtype=np.int64)
     if connection.vendor != "postgresql":
-        n = len(texts)
-        params = zip([session_id] * n, sensor_ids.tolist(), range(first_seq, first_seq + n), sqlite_times(micros), texts)
-        with connection.cursor() as cursor:
-            cursor.executemany(_SQLITE_SQL.format(table=Reading._meta.db_table), params)
+        _insert_columns(session_id, sensor_ids, seqs, micros, texts)
         yield
         return
-    data = _binary_rows(session_id, sensor_ids, first_seq, micros, texts)
+    data = _binary_rows(session_id, sensor_ids, seqs, micros, texts)
     with connection.cursor() as cursor, connection.wrap_database_errors:
         raw = cursor.cursor
         # The rows go out from a thread of psycopg's: more than a socket buffer holds, they would
@@ -108,22 +76,22 @@ def readings_streamed(
             yield
 
 
-def _binary_rows(session_id: int, sensor_ids: np.ndarray, first_seq: int, micros: np.ndarray,
-                 texts: list[str]) -> bytes:
-    """COPY's binary form of the rows, built as arrays: each record's fixed part, then its text."""
-    n = len(texts)
-    body, lengths = binary.utf8(texts)
-    records = np.empty(n, dtype=_ROW_RECORD)
-    records["fields"] = 5
-    for name in ("session_len", "sensor_len", "seq_len", "time_len"):
-        records[name] = 8
-    records["session"] = session_id
-    records["sensor"] = sensor_ids
-    records["seq"] = np.arange(first_seq, first_seq + n, dtype=np.int64)
-    records["time"] = micros - _PG_EPOCH_US
-    records["value_len"] = lengths + 1
-    records["version"] = 1
-    return _COPY_HEADER + binary.interleave(records, body, lengths) + _COPY_TRAILER
+def _binary_rows(session_ids, sensor_ids: np.ndarray, seqs: np.ndarray, micros: np.ndarray, texts: list[str]) -> bytes:
+    """Binary COPY of readings (`session_ids` one id or one a row); the value is jsonb, its text last."""
+    return binary.copy_rows(
+        [("session", ">i8", session_ids), ("sensor", ">i8", sensor_ids), ("seq", ">i8", seqs),
+         ("time", ">i8", micros - binary.PG_EPOCH_US)],
+        texts, jsonb=True,
+    )
+
+
+def _insert_columns(session_ids, sensor_ids: np.ndarray, seqs: np.ndarray, micros: np.ndarray,
+                    texts: list[str]) -> None:
+    # Django's SQLite backend stores naive UTC text ("YYYY-MM-DD HH:MM:SS.ffffff") and JSON text.
+    sessions = np.broadcast_to(session_ids, len(texts)).tolist()
+    params = zip(sessions, sensor_ids.tolist(), seqs.tolist(), sqlite_times(micros), texts)
+    with connection.cursor() as cursor:
+        cursor.executemany(_SQLITE_SQL.format(table=Reading._meta.db_table), params)
 
 
 def sqlite_times(micros: np.ndarray) -> list[str]:
@@ -136,16 +104,6 @@ def sqlite_times(micros: np.ndarray) -> list[str]:
     return out
 
 
-def _insert_many(rows: Sequence[Row]) -> None:
-    # Django's SQLite backend stores naive UTC text ("YYYY-MM-DD HH:MM:SS.ffffff") and JSON text.
-    params = [
-        (session_id, sensor_id, seq, str(_EPOCH + timedelta(microseconds=ts_us)), value)
-        for session_id, sensor_id, seq, ts_us, value in rows
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(_SQLITE_SQL.format(table=Reading._meta.db_table), params)
-
-
 def from_unix(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
@@ -153,7 +111,7 @@ def from_unix(ts: float) -> datetime:
 # --- validation results ----------------------------------------------------------------------
 # A spiky signal opens a result every few readings (the seed's force spikes: ~15 % of readings),
 # so results are written in bulk too: one INSERT … SELECT FROM unnest(…) RETURNING id on
-# PostgreSQL; on SQLite (in-process, no round trips) one statement a row.
+# PostgreSQL; on SQLite a thousand rows a statement.
 
 ResultRow = tuple  # (sensor_id, rule, status, message, first, last, count, peak, details, is_open)
 
@@ -207,7 +165,7 @@ def results_insert(session_id: int, rows: Sequence[ResultRow]) -> list[int]:
         for start in range(0, len(rows), _SQLITE_RESULTS_PER_INSERT):
             chunk = rows[start:start + _SQLITE_RESULTS_PER_INSERT]
             c = list(zip(*chunk))
-            firsts, lasts = sqlite_times(_micros(c[4])), sqlite_times(_micros(c[5]))
+            firsts, lasts = sqlite_times(unix_micros(c[4])), sqlite_times(unix_micros(c[5]))
             params = []
             for sensor_id, rule, status, message, first, last, count, peak, details, is_open in zip(
                 c[0], c[1], c[2], c[3], firsts, lasts, c[6], c[7], c[8], c[9], strict=True
@@ -242,18 +200,20 @@ def results_update(rows: Sequence[tuple]) -> None:
             return
         cursor.executemany(
             _SQLITE_RESULTS_UPDATE.format(table=table),
-            [(status, message, _sqlite_time(last), count, float(peak), _dumps(details), is_open, pk)
-             for pk, status, message, last, count, peak, details, is_open in rows],
+            [(status, message, last, count, float(peak), _dumps(details), is_open, pk)
+             for (pk, status, message, _, count, peak, details, is_open), last
+             in zip(rows, sqlite_times(unix_micros([row[3] for row in rows])), strict=True)],
         )
 
 
-def _micros(seconds: Sequence[float]) -> np.ndarray:
-    # Rounded to µs as the readings' timestamps are: a result's first timestamp is its first reading's.
+def unix_micros(seconds: Sequence[float]) -> np.ndarray:
+    """Unix seconds as the integer µs stored, as round(ts * 1_000_000) (the same product, half to even):
+    readings' and results' timestamps alike, so a result's first timestamp is its first reading's."""
     return np.rint(np.array(seconds, dtype=np.float64) * 1_000_000).astype(np.int64)
 
 
 def _times(seconds: Sequence[float]) -> binary.ArrayParam:
-    return binary.fixed_array(binary.TimestamptzArray, _micros(seconds))
+    return binary.fixed_array(binary.TimestamptzArray, unix_micros(seconds))
 
 
 def bound_cursor():
@@ -269,6 +229,3 @@ def bound_cursor():
     binary.register(cursor)
     return cursor
 
-
-def _sqlite_time(ts: float) -> str:
-    return str(_EPOCH + timedelta(microseconds=round(ts * 1_000_000)))
