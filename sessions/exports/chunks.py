@@ -14,6 +14,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from django.db import connection, transaction
 from django.utils import timezone
 
+from sessions.recording.binary import COPY_HEADER
+
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
@@ -44,7 +46,6 @@ BLOCK_READINGS = 1000
 # The microseconds of `r.timestamp` since 1970, exactly: seconds and microseconds apart, never one float.
 MICROS_SQL = ("(date_part('epoch', date_trunc('second', r.timestamp))::int8 * 1000000"
               " + date_part('microseconds', r.timestamp)::int8 %% 1000000)")
-_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _LENGTH = struct.Struct("!i")
 
 
@@ -74,8 +75,8 @@ def binary_fields(rows: Iterable[bytes]) -> Iterator[list[bytes]]:
     """The fields of a binary COPY's rows (none NULL): the file header and the trailer left out."""
     for row in rows:
         row = bytes(row)
-        if row[:11] == _SIGNATURE:
-            row = row[19:]  # signature, flags, no header extension: before the first row
+        if row.startswith(COPY_HEADER):
+            row = row[len(COPY_HEADER):]  # signature, flags, no header extension: before the first row
         if len(row) <= 2:  # the trailer: -1 fields
             continue
         fields, at = [], 2

@@ -189,7 +189,7 @@ def _store(recorder: SessionRecorder, items: Sequence[Item], first_seq: int) -> 
     ids = {name: pk for name, (pk, _) in recorder.sensors.items()}
     sensor_ids = np.fromiter(map(ids.__getitem__, names), dtype=np.int64, count=count)
     micros = storage.unix_micros(stamps)
-    texts = _value_texts(values)
+    texts = storage.value_texts(values)
     with storage.readings_streamed(
         session_id=session_id, sensor_ids=sensor_ids, first_seq=first_seq, micros=micros, texts=texts
     ):
@@ -217,15 +217,6 @@ def _collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-def _value_texts(values: Sequence) -> list[str]:
-    """Each value's JSON text (storage.value_json); a batch of floats is checked finite at once."""
-    if set(map(type, values)) == {float}:
-        if not np.isfinite(np.array(values, dtype=np.float64)).all():
-            raise ValueError("a reading's value must be a finite number")
-        return list(map(float.__repr__, values))
-    return list(map(storage.value_json, values))
 
 
 def _lines(recorder: SessionRecorder, names: Sequence[str], micros: np.ndarray, texts: list[str],

@@ -35,6 +35,15 @@ def value_json(value: object) -> str:
     return _dumps(value)
 
 
+def value_texts(values: Sequence) -> list[str]:
+    """`value_json` of each value; a batch of floats is checked finite at once, as an array."""
+    if set(map(type, values)) == {float}:
+        if not np.isfinite(np.array(values, dtype=np.float64)).all():
+            raise ValueError("a reading's value must be a finite number")
+        return list(map(float.__repr__, values))
+    return list(map(value_json, values))
+
+
 def readings_write(rows: Sequence[Row]) -> None:
     """Store rows of any sessions in one round trip: COPY on PostgreSQL, executemany elsewhere."""
     if not rows:
