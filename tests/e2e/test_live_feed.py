@@ -612,6 +612,10 @@ async def test_a_slow_client_gets_a_lag_frame_and_slows_neither_the_recording_no
         started_at = time.time()
         session_id = (await in_thread(web.api.start, name="e2e slow client"))["session_id"]
         await asyncio.sleep(SLOW_SECONDS)
+        # The stall lasts until the healthy client has had a reading after SLOW_SECONDS: frames come
+        # a flush at a time, and one due then must not fall after the slow client resumes.
+        await healthy.wait_for(lambda f: f["type"] == "sensor_data", timeout=5, what="a reading after the stall",
+                               start=len(healthy.frames))
 
         health = await in_thread(web.api.health)
         dropped = health["services"]["live_feed"]["dropped_frames"] - dropped_before
